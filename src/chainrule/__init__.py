@@ -1,0 +1,47 @@
+"""chainrule: feed-forward neural networks and reverse-mode automatic differentiation on NumPy.
+
+    import chainrule as cr
+    x = cr.tensor([[1.5, -1.0, 1.3]], requires_grad=True)
+    W = cr.randn(3, 3, requires_grad=True)
+    h = (x @ W.T).relu().sum()
+    h.backward()            # x.grad, W.grad
+"""
+
+from . import ops
+from .autograd import enable_grad, is_grad_enabled, no_grad
+from .backend import get_xp, to_numpy
+from .creation import (
+    arange, eye, full, ones, ones_like, rand, randint, randn, tensor, zeros, zeros_like,
+)
+from .dtypes import (
+    bool_, default_dtype, float16, float32, float64, get_default_dtype, int32, int64,
+)
+from .errors import (
+    ChainruleError, DTypeError, FileFormatError, GradcheckError, GraphError, IndexingError,
+    InvalidValueError, ShapeError,
+)
+from .ops import (
+    abs, add, argmax, argmin, broadcast_to, cat, clamp, clip, concat, div, exp, expand,
+    flatten, leaky_relu, linear, log, log_softmax, logsumexp, matmul, max, maximum, mean,
+    min, minimum, mul, neg, permute, pow, relu, reshape, sigmoid, sign, softmax, sqrt,
+    squeeze, stack, std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
+)
+from .random import Generator, default_generator, manual_seed
+from .tensor import Tensor
+from .testing import gradcheck
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "tensor", "zeros", "ones", "full", "arange", "eye", "zeros_like", "ones_like",
+    "rand", "randn", "randint", "Generator", "default_generator", "manual_seed",
+    "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "get_xp", "to_numpy",
+    "default_dtype", "get_default_dtype", "float16", "float32", "float64", "int32", "int64",
+    "bool_", "ChainruleError", "DTypeError", "FileFormatError", "GradcheckError", "GraphError",
+    "IndexingError", "InvalidValueError", "ShapeError", "ops",
+    "abs", "add", "argmax", "argmin", "broadcast_to", "cat", "clamp", "clip", "concat", "div",
+    "exp", "expand", "flatten", "leaky_relu", "linear", "log", "log_softmax", "logsumexp",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "permute", "pow", "relu",
+    "reshape", "sigmoid", "sign", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum",
+    "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
+]

@@ -1,0 +1,59 @@
+"""Axis arguments: NumPy's ``axis``/``keepdims`` and PyTorch's ``dim``/``keepdim`` aliases."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from ..errors import InvalidValueError, ShapeError
+
+
+def resolve(op: str, axis: Any, keepdims: Any, aliases: dict[str, Any]) -> tuple[Any, bool]:
+    """Merge ``dim=``/``keepdim=`` into ``axis``/``keepdims``; unknown keywords are an error."""
+    unknown = set(aliases) - {"dim", "keepdim"}
+    if unknown:
+        raise InvalidValueError(f"{op}: unexpected keyword argument(s) {sorted(unknown)}")
+    if "dim" in aliases:
+        if axis is not None:
+            raise InvalidValueError(f"{op}: give either axis= or dim=, not both")
+        axis = aliases["dim"]
+    if "keepdim" in aliases:
+        keepdims = aliases["keepdim"]
+    return axis, bool(keepdims)
+
+
+def normalize(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """``axis`` (None, int or sequence) as a sorted tuple of non-negative axes, or None for all."""
+    if axis is None:
+        return None
+    axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
+    out = []
+    for a in axes:
+        try:
+            a = operator.index(a)
+        except TypeError:
+            raise InvalidValueError(f"{op}: axis must be an int, got {type(a).__name__}") from None
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ShapeError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(a % max(ndim, 1) if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{op}: repeated axis in {axis}")
+    return tuple(sorted(out)) if ndim else None
+
+
+def single(op: str, axis: Any, ndim: int) -> int:
+    """One axis as a non-negative int."""
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise InvalidValueError(f"{op}: axis must be an int, got {type(axis).__name__}") from None
+    if not -ndim <= a < ndim:
+        raise ShapeError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+    return a % ndim
+
+
+def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape a reduction over ``axes`` has with keepdims=True."""
+    if axes is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))

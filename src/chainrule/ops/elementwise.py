@@ -1,0 +1,517 @@
+"""Elementwise primitives: arithmetic, exp/log family, activations, comparisons, selection.
+
+Each primitive states its derivative in one line and what it saves for backward. Binary
+primitives broadcast like NumPy; the engine sums their gradients back to each input's shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from ..autograd import apply
+from ..backend import get_xp
+from ..errors import DTypeError, InvalidValueError
+from ..tensor import Tensor, as_tensor, operands
+from .registry import primitive
+
+
+# --------------------------------------------------------------------------- arithmetic
+@primitive("add", kind="binary")
+class Add:
+    """a + b;  da = g, db = g."""
+
+    def forward(ctx, a, b):
+        return a + b
+
+    def vjp(ctx, g):
+        return g, g
+
+
+@primitive("sub", kind="binary")
+class Sub:
+    """a - b;  da = g, db = -g."""
+
+    def forward(ctx, a, b):
+        return a - b
+
+    def vjp(ctx, g):
+        return g, (-g if ctx.needs[1] else None)
+
+
+@primitive("mul", kind="binary", saves="each input whose partner needs a gradient")
+class Mul:
+    """a * b;  da = g b, db = g a."""
+
+    def forward(ctx, a, b):
+        if ctx is not None:
+            need_a, need_b = ctx.needs
+            ctx.saved = (a if need_b else None, b if need_a else None)
+        return a * b
+
+    def vjp(ctx, g):
+        a, b = ctx.saved
+        return (g * b if b is not None else None), (g * a if a is not None else None)
+
+
+@primitive("div", kind="binary", domain="nonzero", saves="b; the output when b needs a gradient")
+class Div:
+    """a / b;  da = g / b, db = -g (a / b) / b."""
+
+    def forward(ctx, a, b):
+        if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+            from ..dtypes import get_default_dtype
+
+            a = a.astype(get_default_dtype())
+        out = a / b
+        if ctx is not None:
+            ctx.saved = (b, out if ctx.needs[1] else None)
+        return out
+
+    def vjp(ctx, g):
+        b, out = ctx.saved
+        ga = g / b
+        return (ga if ctx.needs[0] else None), (-ga * out if out is not None else None)
+
+
+@primitive("neg", kind="unary")
+class Neg:
+    """-x;  dx = -g."""
+
+    def forward(ctx, x):
+        return -x
+
+    def vjp(ctx, g):
+        return (-g,)
+
+
+@primitive("pow", kind="binary", domain="positive", saves="base, exponent and output")
+class Pow:
+    """a ** b (tensor exponent);  da = g b a^(b-1), db = g a^b log(a) (0 where a = 0, b >= 0)."""
+
+    def forward(ctx, a, b):
+        out = a**b
+        if ctx is not None:
+            ctx.saved = (a, b, out)
+        return out
+
+    def vjp(ctx, g):
+        a, b, out = ctx.saved
+        xp = get_xp(g)
+        ga = g * b * a ** (b - 1) if ctx.needs[0] else None
+        gb = None
+        if ctx.needs[1]:
+            zero = (a == 0) & (b >= 0)
+            with _quiet(xp):
+                gb = g * out * xp.log(xp.where(zero, 1, a))
+        return ga, gb
+
+
+@primitive("pow_scalar", kind="other", saves="the base")
+class PowScalar:
+    """x ** p for a constant Python number p;  dx = g p x^(p-1)."""
+
+    def forward(ctx, x, p):
+        if ctx is not None:
+            ctx.saved = (x, p)
+        if p == 2:
+            return x * x
+        return x**p
+
+    def vjp(ctx, g):
+        x, p = ctx.saved
+        if p == 2:
+            return (g * (2 * x),)
+        return (g * p * x ** (p - 1),)
+
+
+# --------------------------------------------------------------------------- exp/log family
+@primitive("exp", kind="unary", saves="the output")
+class Exp:
+    """exp(x);  dx = g exp(x)."""
+
+    def forward(ctx, x):
+        out = get_xp(x).exp(x)
+        if ctx is not None:
+            ctx.saved = out
+        return out
+
+    def vjp(ctx, g):
+        return (g * ctx.saved,)
+
+
+@primitive("log", kind="unary", domain="positive", saves="the input")
+class Log:
+    """log(x);  dx = g / x."""
+
+    def forward(ctx, x):
+        if ctx is not None:
+            ctx.saved = x
+        return get_xp(x).log(x)
+
+    def vjp(ctx, g):
+        return (g / ctx.saved,)
+
+
+@primitive("sqrt", kind="unary", domain="positive", saves="the output")
+class Sqrt:
+    """sqrt(x);  dx = g / (2 sqrt(x))."""
+
+    def forward(ctx, x):
+        out = get_xp(x).sqrt(x)
+        if ctx is not None:
+            ctx.saved = out
+        return out
+
+    def vjp(ctx, g):
+        return (g / (2 * ctx.saved),)
+
+
+@primitive("abs", kind="unary", domain="nonzero", saves="the input")
+class Abs:
+    """|x|;  dx = g sign(x) (0 at x = 0, as PyTorch)."""
+
+    def forward(ctx, x):
+        if ctx is not None:
+            ctx.saved = x
+        return get_xp(x).abs(x)
+
+    def vjp(ctx, g):
+        return (g * get_xp(g).sign(ctx.saved),)
+
+
+# --------------------------------------------------------------------------- activations
+@primitive("tanh", kind="unary", saves="the output")
+class Tanh:
+    """tanh(x);  dx = g (1 - tanh(x)^2)."""
+
+    def forward(ctx, x):
+        out = get_xp(x).tanh(x)
+        if ctx is not None:
+            ctx.saved = out
+        return out
+
+    def vjp(ctx, g):
+        y = ctx.saved
+        return (g * (1 - y * y),)
+
+
+@primitive("sigmoid", kind="unary", saves="the output")
+class Sigmoid:
+    """sigma(x) = 1 / (1 + exp(-x)), computed as (1 + tanh(x/2)) / 2 (never overflows);
+    dx = g sigma(x) (1 - sigma(x))."""
+
+    def forward(ctx, x):
+        xp = get_xp(x)
+        out = xp.tanh(x * 0.5)
+        out += 1
+        out *= 0.5
+        if ctx is not None:
+            ctx.saved = out
+        return out
+
+    def vjp(ctx, g):
+        y = ctx.saved
+        return (g * y * (1 - y),)
+
+
+@primitive("relu", kind="unary", domain="nonzero", saves="a boolean mask x > 0 (1 byte/element)")
+class Relu:
+    """max(x, 0);  dx = g [x > 0] (0 at x = 0, as PyTorch)."""
+
+    def forward(ctx, x):
+        if ctx is not None:
+            ctx.saved = x > 0
+        return get_xp(x).maximum(x, 0)
+
+    def vjp(ctx, g):
+        return (g * ctx.saved,)
+
+
+@primitive("leaky_relu", kind="other", saves="a boolean mask x > 0 (1 byte/element)")
+class LeakyRelu:
+    """x if x > 0 else a x;  dx = g (1 if x > 0 else a)."""
+
+    def forward(ctx, x, slope):
+        mask = x > 0
+        if ctx is not None:
+            ctx.saved = (mask, slope)
+        return get_xp(x).where(mask, x, x * slope)
+
+    def vjp(ctx, g):
+        mask, slope = ctx.saved
+        return (get_xp(g).where(mask, g, g * slope),)
+
+
+@primitive("sign", kind="unary", differentiable=False)
+class Sign:
+    """sign(x) in {-1, 0, 1}. Not differentiable: its output never requires grad (the true
+    derivative is 0 almost everywhere, so no gradient flows through it)."""
+
+    def forward(ctx, x):
+        return get_xp(x).sign(x)
+
+
+# --------------------------------------------------------------------------- selection
+@primitive("maximum", kind="binary", domain="smooth", saves="both inputs")
+class Maximum:
+    """max(a, b) elementwise;  da = g [a > b] + g/2 [a = b], db likewise (ties split, as PyTorch)."""
+
+    def forward(ctx, a, b):
+        if ctx is not None:
+            ctx.saved = (a, b)
+        return get_xp(a).maximum(a, b)
+
+    def vjp(ctx, g):
+        a, b = ctx.saved
+        return _split_select(g, a > b, a == b, ctx.needs)
+
+
+@primitive("minimum", kind="binary", domain="smooth", saves="both inputs")
+class Minimum:
+    """min(a, b) elementwise;  da = g [a < b] + g/2 [a = b], db likewise."""
+
+    def forward(ctx, a, b):
+        if ctx is not None:
+            ctx.saved = (a, b)
+        return get_xp(a).minimum(a, b)
+
+    def vjp(ctx, g):
+        a, b = ctx.saved
+        return _split_select(g, a < b, a == b, ctx.needs)
+
+
+def _split_select(g, a_wins, tie, needs):
+    xp = get_xp(g)
+    share = xp.where(a_wins, 1.0, xp.where(tie, 0.5, 0.0)).astype(g.dtype)
+    ga = g * share if needs[0] else None
+    gb = g * (1 - share) if needs[1] else None
+    return ga, gb
+
+
+@primitive("clip", kind="other", saves="a boolean mask lo <= x <= hi")
+class Clip:
+    """min(max(x, lo), hi);  dx = g [lo <= x <= hi] (the boundary passes gradient, as PyTorch)."""
+
+    def forward(ctx, x, lo, hi):
+        xp = get_xp(x)
+        if ctx is not None:
+            inside = xp.ones(x.shape, dtype=bool)
+            if lo is not None:
+                inside &= x >= lo
+            if hi is not None:
+                inside &= x <= hi
+            ctx.saved = inside
+        return xp.clip(x, lo, hi)
+
+    def vjp(ctx, g):
+        return (g * ctx.saved,)
+
+
+@primitive("where", kind="other", saves="the condition")
+class Where:
+    """cond ? a : b (cond is a boolean array, not differentiated);  da = g [cond], db = g [!cond]."""
+
+    def forward(ctx, a, b, cond):
+        if ctx is not None:
+            ctx.saved = cond
+        return get_xp(a).where(cond, a, b)
+
+    def vjp(ctx, g):
+        xp = get_xp(g)
+        cond = ctx.saved
+        ga = xp.where(cond, g, 0) if ctx.needs[0] else None
+        gb = xp.where(cond, 0, g) if ctx.needs[1] else None
+        return ga, gb
+
+
+@primitive("astype", kind="other")
+class AsType:
+    """x cast to a dtype;  dx = g cast back (the engine casts gradients to each input's dtype)."""
+
+    def forward(ctx, x, dtype):
+        return x.astype(dtype)
+
+    def vjp(ctx, g):
+        return (g,)
+
+
+# --------------------------------------------------------------------------- comparisons
+def _comparison(name: str, fn: str):
+    def forward(ctx, a, b):
+        return getattr(get_xp(a), fn)(a, b)
+
+    cls = type(name, (), {"forward": forward, "__doc__": f"a {name} b as a bool tensor; "
+                          "not differentiable (no gradient flows through it)."})
+    return primitive(name, kind="binary", differentiable=False)(cls)
+
+
+LT = _comparison("lt", "less")
+LE = _comparison("le", "less_equal")
+GT = _comparison("gt", "greater")
+GE = _comparison("ge", "greater_equal")
+EQ = _comparison("eq", "equal")
+NE = _comparison("ne", "not_equal")
+
+
+# --------------------------------------------------------------------------- public functions
+def add(a: Any, b: Any) -> Tensor:
+    """a + b with broadcasting."""
+    return apply(Add, operands(a, b))
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """a - b with broadcasting."""
+    return apply(Sub, operands(a, b))
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b with broadcasting."""
+    return apply(Mul, operands(a, b))
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """a / b with broadcasting (integer inputs give the default float dtype)."""
+    return apply(Div, operands(a, b))
+
+
+def neg(x: Any) -> Tensor:
+    return apply(Neg, (as_tensor(x),))
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the operator's name
+    """a ** b; a constant Python exponent uses the cheaper ``pow_scalar`` rule."""
+    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if a.dtype.kind in "iu" and (isinstance(b, float) or b < 0):
+            a = a.astype(_default_float())
+        return apply(PowScalar, (a,), b)
+    return apply(Pow, operands(a, b))
+
+
+def _default_float():
+    from ..dtypes import get_default_dtype
+
+    return get_default_dtype()
+
+
+def _unary(prim):
+    def fn(x: Any) -> Tensor:
+        return apply(prim, (as_tensor(x),))
+
+    fn.__name__ = prim.name
+    fn.__doc__ = prim.doc
+    return fn
+
+
+def _floating_unary(prim):
+    """Unary function whose integer input is first cast to the default float dtype."""
+
+    def fn(x: Any) -> Tensor:
+        x = as_tensor(x)
+        if x.dtype.kind in "biu":
+            x = x.astype(_default_float())
+        return apply(prim, (x,))
+
+    fn.__name__ = prim.name
+    fn.__doc__ = prim.doc
+    return fn
+
+
+exp = _floating_unary(Exp)
+log = _floating_unary(Log)
+sqrt = _floating_unary(Sqrt)
+tanh = _floating_unary(Tanh)
+sigmoid = _floating_unary(Sigmoid)
+abs = _unary(Abs)  # noqa: A001
+relu = _unary(Relu)
+sign = _unary(Sign)
+
+
+def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
+    """x if x > 0 else negative_slope * x."""
+    _check_number("leaky_relu", "negative_slope", negative_slope)
+    return apply(LeakyRelu, (as_tensor(x),), negative_slope)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum; at ties each side gets half the gradient."""
+    return apply(Maximum, operands(a, b))
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise minimum; at ties each side gets half the gradient."""
+    return apply(Minimum, operands(a, b))
+
+
+def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - NumPy's names
+    """Clamp to [min, max] (either may be None); gradient 1 inside and on the bounds, 0 outside."""
+    if min is None and max is None:
+        raise InvalidValueError("clip: give at least one of min and max")
+    for label, v in (("min", min), ("max", max)):
+        if v is not None:
+            _check_number("clip", label, v)
+    if min is not None and max is not None and min > max:
+        raise InvalidValueError(f"clip: min ({min}) is greater than max ({max})")
+    return apply(Clip, (as_tensor(x),), min, max)
+
+
+clamp = clip
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``cond`` is true, else ``b`` (all three broadcast together)."""
+    c = cond.data if isinstance(cond, Tensor) else cond
+    xp = get_xp(c)
+    c = xp.asarray(c)
+    if c.dtype != bool:
+        raise DTypeError(f"where: the condition must be boolean, got {c.dtype}")
+    return apply(Where, operands(a, b), c)
+
+
+def astype(x: Any, dtype: Any) -> Tensor:
+    """``x`` cast to ``dtype``; a cast to an integer or bool dtype ends the gradient."""
+    from ..dtypes import as_dtype
+
+    x = as_tensor(x)
+    dt = as_dtype(dtype)
+    out = apply(AsType, (x,), dt)
+    return out
+
+
+def lt(a: Any, b: Any) -> Tensor:
+    return apply(LT, operands(a, b))
+
+
+def le(a: Any, b: Any) -> Tensor:
+    return apply(LE, operands(a, b))
+
+
+def gt(a: Any, b: Any) -> Tensor:
+    return apply(GT, operands(a, b))
+
+
+def ge(a: Any, b: Any) -> Tensor:
+    return apply(GE, operands(a, b))
+
+
+def eq(a: Any, b: Any) -> Tensor:
+    return apply(EQ, operands(a, b))
+
+
+def ne(a: Any, b: Any) -> Tensor:
+    return apply(NE, operands(a, b))
+
+
+def _check_number(op: str, label: str, v: Any) -> None:
+    import math
+
+    if isinstance(v, Tensor) or not isinstance(v, (int, float)) or isinstance(v, bool):
+        raise InvalidValueError(f"{op}: {label} must be a number, got {type(v).__name__}")
+    if math.isnan(v):
+        raise InvalidValueError(f"{op}: {label} is NaN")
+
+
+def _quiet(xp):
+    """Silence floating-point warnings inside a block (log(0) where the result is masked)."""
+    errstate = getattr(xp, "errstate", None)
+    return errstate(all="ignore") if errstate is not None else contextlib.nullcontext()

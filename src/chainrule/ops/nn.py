@@ -1,0 +1,145 @@
+"""Neural-network primitives with hand-written VJPs where one node beats a composite:
+``logsumexp``, ``softmax``, ``log_softmax`` (numerically stable by max-shifting) and the fused
+affine map ``linear`` (s = x W^T + b, the lecture's signal, as one node)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import apply
+from ..backend import get_xp
+from ..errors import ShapeError
+from ..tensor import Tensor, as_tensor
+from . import axes as _axes
+from .registry import primitive
+
+
+def _lse(x, axes):
+    """log(sum(exp(x))) over ``axes`` with keepdims, stable for any finite x and for -inf rows."""
+    xp = get_xp(x)
+    m = x.max(axis=axes, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    s = xp.exp(x - m).sum(axis=axes, keepdims=True)
+    return xp.log(s) + m
+
+
+@primitive("logsumexp", kind="reduce", saves="the input and the output")
+class LogSumExp:
+    """log sum_i exp(x_i);  dx = g softmax(x)."""
+
+    def forward(ctx, x, axes, keepdims):
+        out = _lse(x, axes)
+        if ctx is not None:
+            ctx.saved = (x, out)
+        if keepdims:
+            return out
+        return out.reshape(() if axes is None else
+                           tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+    def vjp(ctx, g):
+        x, out = ctx.saved
+        xp = get_xp(g)
+        return (xp.exp(x - out) * g.reshape(out.shape),)
+
+
+@primitive("softmax", kind="other", saves="the output")
+class Softmax:
+    """p_i = exp(x_i) / sum_j exp(x_j) along an axis;  dx = p (g - sum(g p))."""
+
+    def forward(ctx, x, axis):
+        xp = get_xp(x)
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        if ctx is not None:
+            ctx.saved = (e, axis)
+        return e
+
+    def vjp(ctx, g):
+        p, axis = ctx.saved
+        gp = g * p
+        gp -= p * gp.sum(axis=axis, keepdims=True)
+        return (gp,)
+
+
+@primitive("log_softmax", kind="other", saves="the output")
+class LogSoftmax:
+    """x_i - logsumexp(x) along an axis;  dx = g - softmax(x) sum(g)."""
+
+    def forward(ctx, x, axis):
+        out = x - _lse(x, axis)
+        if ctx is not None:
+            ctx.saved = (out, axis)
+        return out
+
+    def vjp(ctx, g):
+        out, axis = ctx.saved
+        xp = get_xp(g)
+        return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
+
+
+@primitive("linear", kind="other", saves="x when W needs a gradient; W when x does")
+class Linear:
+    """s = x W^T + b for x of shape (..., in), W (out, in), b (out,);
+    dx = g W, dW = g^T x, db = sum of g over the batch."""
+
+    def forward(ctx, x, w, *bias):
+        if x.shape[-1] != w.shape[1]:
+            raise ShapeError(f"linear: input has {x.shape[-1]} features but the weight of shape "
+                             f"{tuple(w.shape)} expects {w.shape[1]}")
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        out = x2.dot(w.T)
+        if bias:
+            out += bias[0]
+        if ctx is not None:
+            ctx.saved = (x2 if ctx.needs[1] else None, w if ctx.needs[0] else None, x.shape)
+        return out if x.ndim == 2 else out.reshape(x.shape[:-1] + (w.shape[0],))
+
+    def vjp(ctx, g):
+        x2, w, x_shape = ctx.saved
+        g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
+        needs = ctx.needs
+        dx = g2.dot(w).reshape(x_shape) if needs[0] else None
+        dw = g2.T.dot(x2) if needs[1] else None
+        if len(needs) == 3:
+            return dx, dw, (g2.sum(axis=0) if needs[2] else None)
+        return dx, dw
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+    """log(sum(exp(x))) over ``axis`` (all axes when None), computed without overflow."""
+    x = as_tensor(x)
+    axis, keepdims = _axes.resolve("logsumexp", axis, keepdims, aliases)
+    return apply(LogSumExp, (x,), _axes.normalize("logsumexp", axis, x.ndim), keepdims)
+
+
+def softmax(x: Any, axis: int = -1, **aliases: Any) -> Tensor:
+    """Softmax along ``axis`` (default the last): p_i = e^{x_i} / sum_j e^{x_j}."""
+    x = as_tensor(x)
+    axis, _ = _axes.resolve("softmax", axis if "dim" not in aliases else None, False, aliases)
+    return apply(Softmax, (x,), _axes.single("softmax", axis, x.ndim))
+
+
+def log_softmax(x: Any, axis: int = -1, **aliases: Any) -> Tensor:
+    """log(softmax(x)) along ``axis``, computed as x - logsumexp(x) (stable)."""
+    x = as_tensor(x)
+    axis, _ = _axes.resolve("log_softmax", axis if "dim" not in aliases else None, False, aliases)
+    return apply(LogSoftmax, (x,), _axes.single("log_softmax", axis, x.ndim))
+
+
+def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
+    """The affine map s = x W^T + b as one node (PyTorch's ``F.linear``).
+
+    Shape: x (..., in), weight (out, in), bias (out,) -> (..., out).
+    """
+    x = as_tensor(x)
+    w = as_tensor(weight, x)
+    if w.ndim != 2:
+        raise ShapeError(f"linear: weight must be 2-D (out, in), got shape {tuple(w.shape)}")
+    if x.ndim == 0:
+        raise ShapeError("linear: input must have at least one dimension")
+    if bias is None:
+        return apply(Linear, (x, w))
+    b = as_tensor(bias, x)
+    if b.shape != (w.shape[0],):
+        raise ShapeError(f"linear: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
+    return apply(Linear, (x, w, b))

@@ -1,0 +1,203 @@
+"""Reductions: sum, mean, max, min, var (and std built on var), argmax/argmin.
+
+All take ``axis`` (None, an int or a tuple) and ``keepdims``, or PyTorch's ``dim``/``keepdim``.
+The VJP of a reduction reshapes the incoming gradient to the kept-dims shape and broadcasts it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import apply
+from ..backend import get_xp
+from ..errors import InvalidValueError, ShapeError
+from ..tensor import Tensor, as_tensor
+from . import axes as _axes
+from .registry import primitive
+
+
+def _expand(g, shape, axes):
+    """Gradient of a reduction, reshaped to keepdims form (broadcasts against the input)."""
+    return g.reshape(_axes.kept_shape(shape, axes))
+
+
+@primitive("sum", kind="reduce", saves="the input's shape")
+class Sum:
+    """sum over axes;  dx = g broadcast back over the reduced axes."""
+
+    def forward(ctx, x, axes, keepdims):
+        if ctx is not None:
+            ctx.saved = (x.shape, axes)
+        return x.sum(axis=axes, keepdims=keepdims)
+
+    def vjp(ctx, g):
+        shape, axes = ctx.saved
+        return (get_xp(g).broadcast_to(_expand(g, shape, axes), shape),)
+
+
+@primitive("mean", kind="reduce", saves="the input's shape")
+class Mean:
+    """mean over axes;  dx = g / n broadcast back (n = number of reduced elements)."""
+
+    def forward(ctx, x, axes, keepdims):
+        if ctx is not None:
+            ctx.saved = (x.shape, axes)
+        out = x.mean(axis=axes, keepdims=keepdims)
+        return out.astype(x.dtype, copy=False) if x.dtype.kind == "f" else out
+
+    def vjp(ctx, g):
+        shape, axes = ctx.saved
+        n = _count(shape, axes)
+        return (get_xp(g).broadcast_to(_expand(g, shape, axes) / n, shape),)
+
+
+def _count(shape, axes) -> int:
+    n = 1
+    for i, s in enumerate(shape):
+        if axes is None or i in axes:
+            n *= s
+    return n
+
+
+@primitive("max", kind="reduce", domain="smooth", saves="the input and the output")
+class Max:
+    """max over axes;  dx = g [x = max] / (number of maxima): tied maxima share the gradient
+    equally (PyTorch's ``amax`` rule)."""
+
+    def forward(ctx, x, axes, keepdims):
+        _check_nonempty("max", x, axes)
+        out = x.max(axis=axes, keepdims=True)
+        if ctx is not None:
+            ctx.saved = (x, out, axes)
+        return out if keepdims else out.reshape(_reduced_shape(x.shape, axes))
+
+    def vjp(ctx, g):
+        x, out, axes = ctx.saved
+        return (_share_extremum(g, x, out, axes),)
+
+
+@primitive("min", kind="reduce", domain="smooth", saves="the input and the output")
+class Min:
+    """min over axes;  dx = g [x = min] / (number of minima)."""
+
+    def forward(ctx, x, axes, keepdims):
+        _check_nonempty("min", x, axes)
+        out = x.min(axis=axes, keepdims=True)
+        if ctx is not None:
+            ctx.saved = (x, out, axes)
+        return out if keepdims else out.reshape(_reduced_shape(x.shape, axes))
+
+    def vjp(ctx, g):
+        x, out, axes = ctx.saved
+        return (_share_extremum(g, x, out, axes),)
+
+
+def _share_extremum(g, x, out, axes):
+    hit = (x == out).astype(g.dtype)
+    hit /= hit.sum(axis=axes, keepdims=True)
+    return hit * _expand(g, x.shape, axes)
+
+
+def _reduced_shape(shape, axes):
+    if axes is None:
+        return ()
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _check_nonempty(op, x, axes):
+    if x.size == 0:
+        raise ShapeError(f"{op}: reduction over an empty tensor of shape {tuple(x.shape)}")
+
+
+@primitive("var", kind="reduce", saves="the centred input x - mean(x)")
+class Var:
+    """variance with ``ddof`` (default 0, NumPy's convention; PyTorch's default is 1);
+    dx = 2 g (x - mean) / (n - ddof)."""
+
+    def forward(ctx, x, axes, keepdims, ddof=0):
+        n = _count(x.shape, axes)
+        if n - ddof <= 0:
+            raise ShapeError(f"var: {n} element(s) with ddof={ddof} leaves no degrees of freedom")
+        centred = x - x.mean(axis=axes, keepdims=True)
+        out = (centred * centred).sum(axis=axes, keepdims=keepdims) / (n - ddof)
+        if ctx is not None:
+            ctx.saved = (centred, axes, n - ddof)
+        return out.astype(x.dtype, copy=False)
+
+    def vjp(ctx, g):
+        centred, axes, dof = ctx.saved
+        return (centred * (_expand(g, centred.shape, axes) * (2.0 / dof)),)
+
+
+@primitive("argmax", kind="other", differentiable=False)
+class ArgMax:
+    """Index of the maximum along one axis (or of the flattened tensor); not differentiable."""
+
+    def forward(ctx, x, axis, keepdims):
+        return get_xp(x).argmax(x, axis=axis, keepdims=keepdims)
+
+
+@primitive("argmin", kind="other", differentiable=False)
+class ArgMin:
+    """Index of the minimum along one axis (or of the flattened tensor); not differentiable."""
+
+    def forward(ctx, x, axis, keepdims):
+        return get_xp(x).argmin(x, axis=axis, keepdims=keepdims)
+
+
+# --------------------------------------------------------------------------- public functions
+def _reduction(prim, doc):
+    def fn(x: Any, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        x = as_tensor(x)
+        axis, keepdims = _axes.resolve(prim.name, axis, keepdims, aliases)
+        return apply(prim, (x,), _axes.normalize(prim.name, axis, x.ndim), keepdims)
+
+    fn.__name__ = prim.name
+    fn.__doc__ = doc + "\n\n" + prim.doc
+    return fn
+
+
+sum = _reduction(Sum, "Sum over ``axis`` (all axes when None).")  # noqa: A001
+mean = _reduction(Mean, "Mean over ``axis`` (all axes when None).")
+max = _reduction(Max, "Maximum over ``axis``; ties share the gradient equally.")  # noqa: A001
+min = _reduction(Min, "Minimum over ``axis``; ties share the gradient equally.")  # noqa: A001
+
+
+def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0, **aliases: Any) -> Tensor:
+    """Variance over ``axis`` with ``ddof`` delta degrees of freedom (``correction=`` is an alias).
+
+    Shape: the input's shape without the reduced axes (kept as 1 with ``keepdims``).
+    """
+    if "correction" in aliases:
+        ddof = aliases.pop("correction")
+    x = as_tensor(x)
+    axis, keepdims = _axes.resolve("var", axis, keepdims, aliases)
+    return apply(Var, (x,), _axes.normalize("var", axis, x.ndim), keepdims, int(ddof))
+
+
+def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0, **aliases: Any) -> Tensor:
+    """Standard deviation, sqrt(var(x)); same arguments as :func:`var`."""
+    from .elementwise import sqrt
+
+    return sqrt(var(x, axis, keepdims, ddof, **aliases))
+
+
+def _arg(prim):
+    def fn(x: Any, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        x = as_tensor(x)
+        axis, keepdims = _axes.resolve(prim.name, axis, keepdims, aliases)
+        if axis is not None:
+            axis = _axes.single(prim.name, axis, x.ndim)
+        if x.size == 0:
+            raise ShapeError(f"{prim.name} of an empty tensor")
+        return apply(prim, (x,), axis, keepdims)
+
+    fn.__name__ = prim.name
+    fn.__doc__ = prim.doc
+    return fn
+
+
+argmax = _arg(ArgMax)
+argmin = _arg(ArgMin)
+
+__all__ = ["sum", "mean", "max", "min", "var", "std", "argmax", "argmin", "InvalidValueError"]

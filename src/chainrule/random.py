@@ -1,0 +1,96 @@
+"""Random number generation: an explicit :class:`Generator`, and ``manual_seed`` for the default.
+
+Every random factory and layer initialiser takes ``generator=``; without it they draw from the
+default generator, which ``manual_seed`` reseeds (as ``torch.manual_seed`` does).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidValueError
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, float) and (math.isnan(seed) or not seed.is_integer()):
+        raise InvalidValueError(f"seed must be a non-negative integer, got {seed!r}")
+    try:
+        s = operator.index(seed) if not isinstance(seed, float) else int(seed)
+    except TypeError:
+        raise InvalidValueError(f"seed must be a non-negative integer, got {seed!r}") from None
+    if s < 0:
+        raise InvalidValueError(f"seed must be a non-negative integer, got {seed}")
+    return s
+
+
+class Generator:
+    """A seeded source of random numbers (NumPy's PCG64 underneath).
+
+    Args:
+        seed: a non-negative integer, or None for a fresh unpredictable seed.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(None if seed is None else _check_seed(seed))
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Reseed in place and return self."""
+        self._rng = np.random.default_rng(_check_seed(seed))
+        return self
+
+    def get_state(self) -> dict[str, Any]:
+        """The generator's state as a JSON-serialisable dict."""
+        return self._rng.bit_generator.state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`get_state`."""
+        try:
+            self._rng.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InvalidValueError(f"not a valid generator state: {exc}") from None
+
+    @property
+    def numpy(self) -> np.random.Generator:
+        """The underlying ``numpy.random.Generator``."""
+        return self._rng
+
+    def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: Any) -> np.ndarray:
+        return self._rng.uniform(low, high, size=shape).astype(dtype, copy=False)
+
+    def normal(self, shape: tuple[int, ...], mean: float, std: float, dtype: Any) -> np.ndarray:
+        if np.dtype(dtype) in (np.float32, np.float64):
+            out = self._rng.standard_normal(size=shape, dtype=dtype)
+        else:
+            out = self._rng.standard_normal(size=shape).astype(dtype)
+        if std != 1:
+            out *= std
+        if mean != 0:
+            out += mean
+        return out
+
+    def integers(self, low: int, high: int, shape: tuple[int, ...]) -> np.ndarray:
+        return self._rng.integers(low, high, size=shape)
+
+    def permutation(self, n: int) -> np.ndarray:
+        return self._rng.permutation(n)
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the default generator (used when no ``generator=`` is given) and return it."""
+    return default_generator.manual_seed(seed)
+
+
+def resolve(generator: Generator | None) -> Generator:
+    """``generator`` or the default one."""
+    if generator is None:
+        return default_generator
+    if not isinstance(generator, Generator):
+        raise InvalidValueError(f"generator must be a chainrule.Generator, got {type(generator).__name__}")
+    return generator

@@ -1,0 +1,562 @@
+"""The Tensor: a backend array, its gradient, and the graph node that produced it.
+
+Operators and methods delegate to the primitives in ``chainrule.ops``; a Tensor itself knows no
+derivative rules. Python scalars are "weak": ``x * 2.0`` keeps ``x``'s dtype.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import autograd
+from .backend import device_of, get_xp, move_to, to_numpy, xp_for_device
+from .dtypes import as_dtype, get_default_dtype, is_floating, scalar_dtype
+from .errors import DTypeError, GraphError, InvalidValueError
+
+_SCALARS = (int, float, bool, np.integer, np.floating, np.bool_)
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it.
+
+    Attributes:
+        data: the backend array (``numpy.ndarray`` on the CPU, ``cupy.ndarray`` on a GPU).
+        grad: the accumulated gradient, an array of ``data``'s shape and dtype, or ``None``.
+    """
+
+    __slots__ = ("data", "grad", "_requires_grad", "_node", "_version", "__weakref__")
+    # NumPy defers ``ndarray <op> Tensor`` to Tensor's reflected operators.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
+                 device: str | None = None) -> None:
+        self.data = _to_array(data, dtype, device)
+        self.grad: Any = None
+        self._node: autograd.Node | None = None
+        self._version = [0]
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad = True
+
+    @classmethod
+    def _from_op(cls, data: Any, node: autograd.Node | None) -> Tensor:
+        """Fast constructor for op outputs (no validation)."""
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t._node = node
+        t._version = [0]
+        t._requires_grad = node is not None and data.dtype.kind == "f"
+        return t
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return device_of(self.data)
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        value = bool(value)
+        if value and not is_floating(self.data.dtype):
+            raise DTypeError(
+                f"only floating tensors can require grad; this one is {self.data.dtype} "
+                "(integer and bool tensors are never differentiable)"
+            )
+        if self._node is not None and not value:
+            raise GraphError(
+                "requires_grad can only be switched off on a leaf tensor; use .detach() instead"
+            )
+        self._requires_grad = value
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return ``self``."""
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        """True when no recorded op made this tensor (user-created, or computed without grad)."""
+        return self._node is None
+
+    @property
+    def grad_fn(self) -> autograd.Node | None:
+        """The graph node that made this tensor, or ``None`` for a leaf."""
+        return self._node
+
+    @property
+    def T(self) -> Tensor:
+        """The tensor with all axes reversed (NumPy's ``.T``)."""
+        return _ops.transpose(self)
+
+    # ------------------------------------------------------------------ autograd
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate the gradient of this tensor into every leaf that requires grad.
+
+        Args:
+            grad: d(objective)/d(self), of this tensor's shape; may be omitted for a
+                one-element tensor (it is then 1).
+            retain_graph: keep the saved state so that backward can run again.
+        """
+        autograd.backward(self, grad, retain_graph)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor during backward (leaves always keep it)."""
+        if not self._requires_grad:
+            raise GraphError("retain_grad() on a tensor that does not require grad")
+        if self._node is not None:
+            self._node.retained = weakref.ref(self)
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data, cut from the graph."""
+        t = Tensor._from_op(self.data, None)
+        t._version = self._version
+        return t
+
+    def zero_grad(self) -> None:
+        """Reset ``.grad`` to ``None``."""
+        self.grad = None
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (shared on the CPU, copied from a GPU)."""
+        return to_numpy(self.data)
+
+    def item(self) -> Any:
+        """The single element as a Python number."""
+        if self.data.size != 1:
+            raise InvalidValueError(
+                f"item() needs a tensor with one element, this one has shape {tuple(self.shape)}"
+            )
+        return self.data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        return to_numpy(self.data).tolist()
+
+    def astype(self, dtype: Any) -> Tensor:
+        """A copy cast to ``dtype``; differentiable between floating dtypes."""
+        return _ops.astype(self, dtype)
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def to(self, device: str | None = None, dtype: Any = None) -> Tensor:
+        """This tensor on ``device`` and/or with ``dtype`` (self when nothing changes)."""
+        out = self
+        if dtype is not None and as_dtype(dtype) != self.dtype:
+            out = out.astype(dtype)
+        if device is not None and device_of(out.data) != device:
+            if out._requires_grad and out._node is not None:
+                raise GraphError("moving a non-leaf tensor between devices is not differentiable")
+            moved = Tensor._from_op(move_to(out.data, device), None)
+            moved._requires_grad = out._requires_grad
+            out = moved
+        return out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        a = to_numpy(self.data)
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
+
+    def __repr__(self) -> str:
+        body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(",
+                               precision=4, threshold=200)
+        extras = []
+        if self.dtype != get_default_dtype() and not (self.dtype.kind in "iu" and
+                                                      self.dtype == np.int64):
+            extras.append(f"dtype={self.dtype}")
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self._node is not None:
+            extras.append(f"grad_fn=<{self._node.prim.name}>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise InvalidValueError(
+                f"the truth value of a tensor of shape {tuple(self.shape)} is ambiguous; "
+                "use .any() or .all()"
+            )
+        return bool(self.data.reshape(()))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError("only one-element integer tensors can be used as an index")
+        return int(self.item())
+
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other: Any) -> Tensor:
+        return _ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops.div(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return _ops.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _ops.pow(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _ops.neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _ops.abs(self)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return _ops.lt(self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return _ops.le(self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return _ops.gt(self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return _ops.ge(self, other)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.eq(self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return _ops.ne(self, other)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.getitem(self, index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if autograd.is_grad_enabled() and (
+            self._requires_grad or (isinstance(value, Tensor) and value._requires_grad)
+        ):
+            raise GraphError(
+                "item assignment on a tensor that is part of a graph is not differentiable; "
+                "build the result out of place (cr.where, cr.concat) or assign under no_grad()"
+            )
+        v = value.data if isinstance(value, Tensor) else value
+        self.data[_ops.index_arrays(index)] = v
+        self._version[0] += 1
+
+    # In-place operators: on tensors outside any graph they write into ``data``; on tensors the
+    # graph tracks they compute out of place and rebind, so saved arrays are never overwritten.
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(other, _ops.add, "add")
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(other, _ops.sub, "sub")
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(other, _ops.mul, "mul")
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(other, _ops.div, "div")
+
+    def add_(self, other: Any) -> Tensor:
+        """In-place ``self += other``."""
+        return self._inplace(other, _ops.add, "add")
+
+    def sub_(self, other: Any) -> Tensor:
+        """In-place ``self -= other``."""
+        return self._inplace(other, _ops.sub, "sub")
+
+    def mul_(self, other: Any) -> Tensor:
+        """In-place ``self *= other``."""
+        return self._inplace(other, _ops.mul, "mul")
+
+    def div_(self, other: Any) -> Tensor:
+        """In-place ``self /= other``."""
+        return self._inplace(other, _ops.div, "div")
+
+    def copy_(self, src: Any) -> Tensor:
+        """Overwrite the data with ``src`` (broadcast to this shape); not differentiable."""
+        if autograd.is_grad_enabled() and self._requires_grad:
+            raise GraphError("copy_() into a tensor that requires grad: do it under no_grad()")
+        arr = src.data if isinstance(src, Tensor) else src
+        get_xp(self.data).copyto(self.data, arr, casting="same_kind")
+        self._version[0] += 1
+        return self
+
+    def zero_(self) -> Tensor:
+        """Fill with zeros in place."""
+        return self.copy_(0)
+
+    def _inplace(self, other: Any, fn: Any, name: str) -> Tensor:
+        other_t = other if isinstance(other, Tensor) else None
+        tracking = autograd.is_grad_enabled() and (
+            self._requires_grad or (other_t is not None and other_t._requires_grad)
+        )
+        if tracking:
+            if self._node is None and self._requires_grad:
+                raise GraphError(
+                    f"in-place {name} on a leaf tensor that requires grad would lose its "
+                    "gradient; update it under no_grad() or use an out-of-place op"
+                )
+            result = fn(self, other)
+            if result.shape != self.shape:
+                raise _shape_error(name, self.shape, result.shape)
+            self.data, self._node, self._version = result.data, result._node, result._version
+            self._requires_grad = True
+            return self
+        operand = other_t.data if other_t is not None else other
+        xp = get_xp(self.data)
+        ufunc = {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.divide}[name]
+        try:
+            ufunc(self.data, operand, out=self.data, casting="same_kind")
+        except (TypeError, ValueError) as exc:
+            raise DTypeError(
+                f"in-place {name} into a {self.dtype} tensor of shape {tuple(self.shape)}: {exc}"
+            ) from None
+        self._version[0] += 1
+        return self
+
+    # ------------------------------------------------------------------ methods
+    def exp(self) -> Tensor:
+        return _ops.exp(self)
+
+    def log(self) -> Tensor:
+        return _ops.log(self)
+
+    def sqrt(self) -> Tensor:
+        return _ops.sqrt(self)
+
+    def abs(self) -> Tensor:
+        return _ops.abs(self)
+
+    def tanh(self) -> Tensor:
+        return _ops.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        return _ops.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        return _ops.relu(self)
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
+        return _ops.leaky_relu(self, negative_slope)
+
+    def sign(self) -> Tensor:
+        return _ops.sign(self)
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - NumPy's names
+        return _ops.clip(self, min, max)
+
+    clamp = clip
+
+    def maximum(self, other: Any) -> Tensor:
+        return _ops.maximum(self, other)
+
+    def minimum(self, other: Any) -> Tensor:
+        return _ops.minimum(self, other)
+
+    def sum(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        return _ops.sum(self, axis, keepdims, **aliases)
+
+    def mean(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        return _ops.mean(self, axis, keepdims, **aliases)
+
+    def max(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        return _ops.max(self, axis, keepdims, **aliases)
+
+    def min(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        return _ops.min(self, axis, keepdims, **aliases)
+
+    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0, **aliases: Any) -> Tensor:
+        return _ops.var(self, axis, keepdims, ddof, **aliases)
+
+    def std(self, axis: Any = None, keepdims: bool = False, ddof: int = 0, **aliases: Any) -> Tensor:
+        return _ops.std(self, axis, keepdims, ddof, **aliases)
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        return _ops.logsumexp(self, axis, keepdims, **aliases)
+
+    def softmax(self, axis: int = -1, **aliases: Any) -> Tensor:
+        return _ops.softmax(self, axis, **aliases)
+
+    def log_softmax(self, axis: int = -1, **aliases: Any) -> Tensor:
+        return _ops.log_softmax(self, axis, **aliases)
+
+    def argmax(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        return _ops.argmax(self, axis, keepdims, **aliases)
+
+    def argmin(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        return _ops.argmin(self, axis, keepdims, **aliases)
+
+    def any(self) -> bool:
+        return bool(self.data.any())
+
+    def all(self) -> bool:
+        return bool(self.data.all())
+
+    def reshape(self, *shape: Any) -> Tensor:
+        return _ops.reshape(self, *shape)
+
+    view = reshape
+
+    def transpose(self, *axes: Any) -> Tensor:
+        return _ops.transpose(self, *axes)
+
+    def permute(self, *axes: Any) -> Tensor:
+        return _ops.permute(self, *axes)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        return _ops.flatten(self, start_dim, end_dim)
+
+    def squeeze(self, axis: Any = None, **aliases: Any) -> Tensor:
+        return _ops.squeeze(self, axis, **aliases)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return _ops.unsqueeze(self, axis)
+
+    def expand(self, *shape: Any) -> Tensor:
+        return _ops.expand(self, *shape)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        return _ops.broadcast_to(self, shape)
+
+
+def _shape_error(name: str, a: tuple[int, ...], b: tuple[int, ...]) -> Exception:
+    from .errors import ShapeError
+
+    return ShapeError(f"in-place {name}: the result has shape {tuple(b)}, the tensor {tuple(a)}")
+
+
+def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
+    """A backend array from a nested list, scalar, array or Tensor, with clear errors."""
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = xp_for_device(device) if device is not None else get_xp(data)
+    dt = as_dtype(dtype) if dtype is not None else None
+    if dt is None and not hasattr(data, "dtype"):
+        try:
+            probe = np.asarray(data)
+        except ValueError as exc:
+            raise InvalidValueError(f"cannot make a tensor from ragged or mixed data: {exc}") from None
+        if probe.dtype.kind == "f" or (probe.dtype == object and _has_floats(data)):
+            dt = get_default_dtype()
+        elif probe.dtype.kind in "iu":
+            dt = np.dtype(np.int64)
+        elif probe.dtype.kind == "b":
+            dt = np.dtype(np.bool_)
+        else:
+            raise DTypeError(
+                f"cannot make a tensor from data of dtype {probe.dtype} "
+                f"(got {type(data).__name__}); tensors hold numbers"
+            )
+    elif dt is None:
+        if data.dtype.kind not in "biuf":
+            raise DTypeError(f"cannot make a tensor from an array of dtype {data.dtype}")
+    try:
+        arr = xp.asarray(data) if device is None or dt is None else xp.asarray(data, dtype=dt)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(f"cannot make a tensor from this data: {exc}") from None
+    if dt is not None and arr.dtype != dt:
+        if dt.kind in "iub" and arr.dtype.kind == "f" and not bool(xp.isfinite(arr).all()):
+            raise InvalidValueError(f"cannot convert NaN or infinity to {dt}")
+        arr = arr.astype(dt)
+    if arr.dtype.kind not in "biuf":
+        raise DTypeError(f"cannot make a tensor of dtype {arr.dtype}")
+    return arr
+
+
+def _has_floats(data: Any) -> bool:
+    if isinstance(data, (float, np.floating)):
+        return True
+    if isinstance(data, (list, tuple)):
+        return any(_has_floats(d) for d in data)
+    return False
+
+
+def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
+    """``x`` as a Tensor: tensors pass through, Python scalars take ``like``'s dtype."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, _SCALARS):
+        xp = get_xp(like.data)
+        return Tensor._from_op(xp.asarray(x, dtype=scalar_dtype(x, like.dtype)), None)
+    if like is not None and like.device != "cpu":
+        return Tensor(x, device=like.device)
+    return Tensor(x)
+
+
+def operands(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Two operands as tensors; a scalar takes the dtype (and device) of the other side."""
+    if isinstance(a, Tensor):
+        return a, (b if isinstance(b, Tensor) else as_tensor(b, a))
+    if isinstance(b, Tensor):
+        return as_tensor(a, b), b
+    return as_tensor(a), as_tensor(b)
+
+
+from . import ops as _ops  # noqa: E402  (ops needs Tensor defined first)
