@@ -99,6 +99,7 @@ def explain(
     target: Any | None = None,
     loss: str = "square",
     eta: float = 0.1,
+    output_activation: str | None = None,
 ) -> Explanation:
     """Run the lecture's forward pass (and, with ``target``, backpropagation and one SGD step).
 
@@ -112,9 +113,11 @@ def explain(
             cross-entropy a class index or a one-hot/probability vector of length K.
         loss: ``"square"`` or ``"cross-entropy"``.
         eta: the SGD learning rate.
+        output_activation: the last layer's activation when it differs from theta (a saved MLP
+            with a linear output has ``"identity"``); theta by default, as in the lecture.
     """
     activation = activation or WORKED_EXAMPLE["activation"]
-    if activation not in lecture.ACTIVATIONS:
+    if activation not in lecture.ACTIVATIONS:  # checked here for a clear message
         raise InvalidValueError(f"unknown activation {activation!r}; choose one of "
                                 f"{', '.join(lecture.ACTIVATIONS)}")
     if loss not in lecture.LOSSES:
@@ -128,7 +131,9 @@ def explain(
               else [_vector(v, f"b{l + 1}") for l, v in enumerate(b)])
     _check_shapes(W_list, b_list, x0)
     Ws, bs = [None, *W_list], [None, *b_list]
-    t = lecture.forward(Ws, bs, x0[None, :], activation, loss)
+    if output_activation is not None and output_activation not in lecture.ACTIVATIONS:
+        raise InvalidValueError(f"unknown output activation {output_activation!r}")
+    t = lecture.forward(Ws, bs, x0[None, :], activation, loss, output_activation)
     result = Explanation(trace=t, activation=activation, loss=loss, target=target, eta=eta)
     if target is not None:
         if activation == "sign":
@@ -155,7 +160,7 @@ def load_weights(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "W" not in data:
         raise WeightsFileError(f"{p}: expected a JSON object with a list \"W\" of weight "
                                "matrices (and optionally \"b\", \"x\", \"activation\")")
-    unknown = set(data) - {"W", "b", "x", "activation"}
+    unknown = set(data) - {"W", "b", "x", "activation", "output_activation"}
     if unknown:
         raise WeightsFileError(f"{p}: unknown keys {sorted(unknown)}")
     return data
@@ -172,10 +177,12 @@ def _weights_from_model(p: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"W": [m.weight.numpy().astype(np.float64) for m in linears],
                            "b": [m.bias.numpy().astype(np.float64) if m.bias is not None
                                  else np.zeros(m.out_features) for m in linears]}
-    spec = model.spec() if hasattr(model, "spec") else {}
-    act = (spec.get("config") or {}).get("activation")
+    config = (model.spec().get("config") or {}) if hasattr(model, "spec") else {}
+    act = config.get("activation")
     if isinstance(act, str) and act in lecture.ACTIVATIONS:
         out["activation"] = act
+    out_act = config.get("output_activation")
+    out["output_activation"] = out_act if isinstance(out_act, str) else "identity"
     return out
 
 

@@ -90,6 +90,7 @@ class Trace:
     grad_W: list[Any] = field(default_factory=list)
     grad_b: list[Any] = field(default_factory=list)
     loss: float | None = None
+    act: list[Any] = field(default_factory=list)  # act[l]: theta, or the output activation
 
     @property
     def L(self) -> int:
@@ -102,7 +103,7 @@ class Trace:
 
 
 def forward(W: Sequence[Any], b: Sequence[Any], x0: Any, activation: str = "tanh",
-            loss: str = "square") -> Trace:
+            loss: str = "square", output_activation: str | None = None) -> Trace:
     """Forward propagation: every s^(l) and x^(l) from input to output.
 
     Args:
@@ -112,6 +113,8 @@ def forward(W: Sequence[Any], b: Sequence[Any], x0: Any, activation: str = "tanh
         activation: theta, one of ``ACTIVATIONS``.
         loss: ``"square"`` (theta on the last layer too) or ``"cross-entropy"`` (the last layer
             gives logits).
+        output_activation: the last layer's activation under the square loss when it is not
+            theta (e.g. ``"identity"`` for a network with a linear output); theta by default.
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
@@ -119,11 +122,12 @@ def forward(W: Sequence[Any], b: Sequence[Any], x0: Any, activation: str = "tanh
     t = Trace(W=list(W), b=list(b))
     t.s = [None] * (L + 1)
     t.x = [None] * (L + 1)
+    last = "identity" if loss == "cross-entropy" else (output_activation or activation)
+    t.act = [None] + [activation] * (L - 1) + [last]
     t.x[0] = x0
     for l in range(1, L + 1):  # lecture's l = 1..L is Python's l = 1..L (index 0 is the input)
         t.s[l] = t.x[l - 1] @ W[l].T + b[l]          # s_j^(l) = sum_i w_ij^(l) x_i^(l-1) + b_j^(l)
-        last_logits = l == L and loss == "cross-entropy"
-        t.x[l] = t.s[l] if last_logits else theta(activation, t.s[l])   # x_j^(l) = theta(s_j^(l))
+        t.x[l] = theta(t.act[l], t.s[l])                 # x_j^(l) = theta(s_j^(l))
     return t
 
 
@@ -134,12 +138,13 @@ def softmax(f: Any) -> Any:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def backward(t: Trace, y: Any, activation: str = "tanh", loss: str = "square") -> Trace:
+def backward(t: Trace, y: Any, activation: str | None = None, loss: str = "square") -> Trace:
     """Backpropagation: every delta^(l) from output to input, then the gradients.
 
     Args:
         t: the trace of :func:`forward` (filled in place and returned).
         y: targets; for the square loss shape (N, d_L); for cross-entropy one-hot (N, K).
+        activation: ignored when the trace records its activations (kept for symmetry).
     """
     xp = get_xp(t.x[0])
     L, N = t.L, t.x[0].shape[0]
@@ -149,7 +154,7 @@ def backward(t: Trace, y: Any, activation: str = "tanh", loss: str = "square") -
     if loss == "square":
         diff = t.x[L] - y
         t.loss = float((diff * diff).sum() / N)                        # e = (h(x) - y)^2
-        t.delta[L] = 2 * diff * theta_prime(activation, t.s[L], t.x[L]) / N
+        t.delta[L] = 2 * diff * theta_prime(t.act[L], t.s[L], t.x[L]) / N
     else:
         p = softmax(t.s[L])
         logp = t.s[L] - t.s[L].max(axis=-1, keepdims=True)
@@ -158,7 +163,7 @@ def backward(t: Trace, y: Any, activation: str = "tanh", loss: str = "square") -
         t.delta[L] = (p - y) / N                                        # delta^(L) = p - y
     for l in range(L, 1, -1):
         # delta_i^(l-1) = theta'(s_i^(l-1)) sum_j w_ij^(l) delta_j^(l)
-        t.delta[l - 1] = theta_prime(activation, t.s[l - 1], t.x[l - 1]) * (t.delta[l] @ t.W[l])
+        t.delta[l - 1] = theta_prime(t.act[l - 1], t.s[l - 1], t.x[l - 1]) * (t.delta[l] @ t.W[l])
     for l in range(1, L + 1):
         t.grad_W[l] = t.delta[l].T @ t.x[l - 1]        # de/dw_ij^(l) = x_i^(l-1) delta_j^(l)
         t.grad_b[l] = t.delta[l].sum(axis=0)           # de/db_j^(l) = delta_j^(l)
