@@ -1,0 +1,114 @@
+"""RMSprop: divide the gradient by a running root-mean-square of recent gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..backend import get_xp
+from .optimizer import Optimizer, check_bool, check_real, grad_with_decay
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop (Hinton's lecture 6e), with PyTorch's options and order: ``torch.optim.RMSprop``.
+
+    For each parameter :math:`p` with gradient :math:`g`, at step :math:`t = 1, 2, \dots`
+    (:math:`s_0 = \bar g_0 = b_0 = 0`):
+
+    .. math::
+        g &\leftarrow -g \quad \text{if maximize} \\
+        g &\leftarrow g + \lambda p \quad \text{(weight\_decay } \lambda) \\
+        s_t &= \alpha s_{t-1} + (1 - \alpha) g^2 \\
+        \bar g_t &= \alpha \bar g_{t-1} + (1 - \alpha) g \quad \text{(centered only)} \\
+        d &= \sqrt{s_t} + \epsilon \quad\text{or, centered,}\quad
+             d = \sqrt{s_t - \bar g_t^2} + \epsilon \\
+        b_t &= \mu b_{t-1} + g / d, \quad p \leftarrow p - \eta b_t
+             \quad \text{(momentum } \mu > 0) \\
+        p &\leftarrow p - \eta\, g / d \quad \text{(no momentum)}
+
+    Args:
+        params: tensors, ``(name, tensor)`` pairs, or parameter-group dicts.
+        lr: learning rate :math:`\eta \ge 0`. Default: 1e-2.
+        alpha: smoothing constant :math:`\alpha \in [0, 1]`. Default: 0.99.
+        eps: :math:`\epsilon \ge 0`, added to the denominator. Default: 1e-8.
+        weight_decay: L2 penalty :math:`\lambda \ge 0`. Default: 0.
+        momentum: momentum factor :math:`\mu \ge 0`. Default: 0.
+        centered: normalise by an estimate of the gradient's variance instead of its second
+            moment. Default: False.
+        maximize: ascend the objective instead of descending.
+
+    State per parameter: ``"step"``, ``"square_avg"`` (:math:`s_t`), ``"momentum_buffer"``
+    (:math:`b_t`, when momentum > 0) and ``"grad_avg"`` (:math:`\bar g_t`, when centered).
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False, *, maximize: bool = False) -> None:
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                        momentum=momentum, centered=centered, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        group["lr"] = check_real("lr", group["lr"])
+        group["alpha"] = check_real("alpha", group["alpha"], 0.0, 1.0)
+        group["eps"] = check_real("eps", group["eps"])
+        group["weight_decay"] = check_real("weight_decay", group["weight_decay"])
+        group["momentum"] = check_real("momentum", group["momentum"])
+        group["centered"] = check_bool("centered", group["centered"])
+        group["maximize"] = check_bool("maximize", group["maximize"])
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One RMSprop update of every parameter that has a gradient (see the class docstring)."""
+        loss = self._evaluate(closure)
+        for group in self.param_groups:
+            lr = float(group["lr"])
+            alpha = group["alpha"]
+            eps = group["eps"]
+            momentum = group["momentum"]
+            centered = group["centered"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                xp = get_xp(p.data)
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = {"step": 0, "square_avg": xp.zeros_like(p.data)}
+                    if momentum > 0.0:
+                        state["momentum_buffer"] = xp.zeros_like(p.data)
+                    if centered:
+                        state["grad_avg"] = xp.zeros_like(p.data)
+                g = grad_with_decay(p, group["weight_decay"], group["maximize"])
+                state["step"] += 1
+                square_avg = state["square_avg"]
+                tmp = xp.empty_like(p.data)
+
+                # s <- alpha s + (1 - alpha) g^2
+                square_avg *= alpha
+                xp.multiply(g, 1.0 - alpha, out=tmp)
+                tmp *= g
+                square_avg += tmp
+
+                # d = sqrt(s - gbar^2) + eps (centered) or sqrt(s) + eps
+                if centered:
+                    grad_avg = state["grad_avg"]
+                    grad_avg *= alpha
+                    grad_avg += xp.multiply(g, 1.0 - alpha, out=tmp)
+                    xp.multiply(grad_avg, grad_avg, out=tmp)
+                    xp.subtract(square_avg, tmp, out=tmp)
+                    xp.sqrt(tmp, out=tmp)
+                else:
+                    xp.sqrt(square_avg, out=tmp)
+                tmp += eps
+
+                xp.divide(g, tmp, out=tmp)
+                if momentum > 0.0:
+                    # b <- mu b + g / d ;  p <- p - lr b
+                    buf = state["momentum_buffer"]
+                    buf *= momentum
+                    buf += tmp
+                    xp.multiply(buf, lr, out=tmp)
+                else:
+                    tmp *= lr
+                xp.subtract(p.data, tmp, out=p.data)
+                p.bump_version()
+        return loss
