@@ -1,0 +1,217 @@
+"""Containers: ``Sequential`` (a chain of modules) and ``MLP`` (the lecture's feed-forward network
+built from its layer sizes)."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import chainrule as cr
+from chainrule.errors import InvalidValueError
+
+from . import init
+from .activation import (
+    ELU, GELU, LeakyReLU, ReLU, SiLU, Softplus, Tanh, activation_name, get_activation,
+)
+from .dropout import Dropout, _probability
+from .linear import Linear, _float_dtype
+from .module import Module, register_layer
+
+
+@register_layer
+class Sequential(Module):
+    """Modules applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
+
+    The modules are registered under the names ``"0"``, ``"1"``, ... so parameters are named
+    ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ... (as in PyTorch). Indexing with an int gives
+    a module, with a slice a new ``Sequential`` of the same module objects.
+
+    Args:
+        *modules: the modules, in order.
+
+    Shape: the input shape of the first module -> the output shape of the last.
+    """
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end (named ``str(len(self))``); returns self."""
+        if not isinstance(module, Module):
+            raise InvalidValueError(f"{type(self).__name__} holds Modules, got "
+                                    f"{type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def __getitem__(self, index: int | slice) -> Any:
+        mods = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*mods[index])
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise InvalidValueError(f"{type(self).__name__} indices must be integers or slices, "
+                                    f"got {type(index).__name__}") from None
+        if not -len(mods) <= i < len(mods):
+            raise IndexError(f"index {i} is out of range for a {type(self).__name__} of length "
+                             f"{len(mods)}")
+        return mods[i]
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def spec(self) -> dict[str, Any]:
+        out = super().spec()
+        out["children"] = [m.spec() for m in self._modules.values()]
+        return out
+
+
+# The default weight init of an MLP layer, by the activation that follows it.
+_RELU_FAMILY = (ReLU, ELU, GELU, SiLU, Softplus)
+
+
+def _init_layer(layer: Linear, act: Module | None, gen: cr.Generator | None) -> None:
+    if isinstance(act, LeakyReLU):
+        init.kaiming_uniform_(layer.weight, a=act.negative_slope, nonlinearity="leaky_relu",
+                              generator=gen)
+    elif isinstance(act, _RELU_FAMILY):
+        init.kaiming_uniform_(layer.weight, nonlinearity="relu", generator=gen)
+    elif isinstance(act, Tanh):
+        init.xavier_uniform_(layer.weight, gain=init.calculate_gain("tanh"), generator=gen)
+    else:  # sigmoid, identity (a linear output), softmax, sign, anything else
+        init.xavier_uniform_(layer.weight, gain=1.0, generator=gen)
+    if layer.bias is not None:
+        init.zeros_(layer.bias)
+
+
+@register_layer
+class MLP(Sequential):
+    r"""A fully connected feed-forward network from its layer sizes: the lecture's network with
+    d^(0) = ``sizes[0]`` inputs and L = ``len(sizes) - 1`` layers,
+
+        x^(0) = input,   s^(l) = W^(l) x^(l-1) + b^(l),   x^(l) = theta(s^(l)),   h = x^(L),
+
+    where theta is ``activation`` for the hidden layers l < L and ``output_activation`` (default:
+    none, a linear output) for the last one. ``MLP([784, 256, 10], "relu")`` is
+    ``Sequential(Linear(784, 256), ReLU(), Linear(256, 10))``, so its parameters are named
+    ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ``"2.bias"``. With ``dropout > 0`` a
+    :class:`Dropout` follows each hidden activation.
+
+    Args:
+        sizes: layer widths [d^(0), d^(1), ..., d^(L)], at least two positive integers.
+        activation: the hidden activation: a name (``"tanh"``, ``"relu"``, ... see
+            ``nn.ACTIVATIONS``), a module or a module class. Default: ``"tanh"``.
+        output_activation: the activation after the last layer, or None. Default: None.
+        bias: whether the layers have biases. Default: True.
+        dropout: dropout probability after each hidden activation. Default: 0.0 (none).
+        dtype: floating dtype of the parameters. Default: the default dtype.
+        generator: a :class:`chainrule.Generator` for the initial weights and the dropout masks.
+        init: ``"auto"`` (default) or ``"pytorch"``; see below.
+
+    Initialisation (``init="auto"``): each weight matrix is drawn according to the activation
+    that follows it, and every bias starts at zero:
+
+    - relu, elu, gelu, silu, softplus: Kaiming/He uniform for ReLU,
+      U(-a, a) with a = sqrt(6 / d_in);
+    - leaky_relu: Kaiming uniform with its negative slope;
+    - tanh: Xavier/Glorot uniform with PyTorch's tanh gain 5/3,
+      a = (5/3) sqrt(6 / (d_in + d_out));
+    - sigmoid, a linear output (no activation), softmax, sign and others: Xavier/Glorot
+      uniform, a = sqrt(6 / (d_in + d_out)).
+
+    ``init="pytorch"`` keeps :class:`Linear`'s own default (U(-1/sqrt(d_in), 1/sqrt(d_in)) for
+    weights and biases), matching a ``torch.nn.Sequential`` of ``Linear`` layers.
+
+    Shape:
+        - Input: (*, sizes[0]).
+        - Output: (*, sizes[-1]).
+
+    An MLP is rebuilt from its config alone (its spec has no ``children``); do not append to one
+    that is to be saved.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: Any = "tanh",
+                 output_activation: Any = None, bias: bool = True, dropout: float = 0.0,
+                 dtype: Any = None, generator: cr.Generator | None = None,
+                 init: str = "auto") -> None:
+        super().__init__()
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+            raise InvalidValueError(f"MLP: sizes must be a list of at least two layer widths, got "
+                                    f"{sizes!r}")
+        widths = []
+        for n in sizes:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise InvalidValueError(f"MLP: layer widths must be positive integers, got "
+                                        f"{list(sizes)}")
+            widths.append(int(n))
+        if init not in ("auto", "pytorch"):
+            raise InvalidValueError(f"MLP: init must be 'auto' or 'pytorch', got {init!r}")
+        self.sizes = widths
+        self.activation = _activation_config(activation)
+        self.output_activation = (None if output_activation is None
+                                  else _activation_config(output_activation))
+        self.bias = bool(bias)
+        self.dropout = _probability(dropout)
+        dt = str(_float_dtype("MLP", dtype))
+        self.generator = generator
+        self.init = init
+        layers = len(widths) - 1
+        for l in range(1, layers + 1):  # lecture layer l -> the l-th Linear in the chain
+            self.append(Linear(widths[l - 1], widths[l], bias=self.bias, dtype=dt,
+                               generator=generator))
+            if l < layers:
+                self.append(get_activation(self.activation))
+                if self.dropout > 0:
+                    self.append(Dropout(self.dropout, generator=generator))
+            elif self.output_activation is not None:
+                self.append(get_activation(self.output_activation))
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: cr.Generator | None = None) -> None:
+        """Redraw every layer's parameters as described in the class docstring."""
+        gen = generator if generator is not None else self.generator
+        mods = list(self._modules.values())
+        for i, m in enumerate(mods):
+            if isinstance(m, Linear):
+                if self.init == "pytorch":
+                    m.reset_parameters(gen)
+                else:
+                    _init_layer(m, mods[i + 1] if i + 1 < len(mods) else None, gen)
+
+    def config(self) -> dict[str, Any]:
+        return {"sizes": list(self.sizes), "activation": self.activation,
+                "output_activation": self.output_activation, "bias": self.bias,
+                "dropout": self.dropout, "dtype": str(self.linears[0].weight.dtype),
+                "init": self.init}
+
+    def spec(self) -> dict[str, Any]:
+        return Module.spec(self)
+
+    @property
+    def linears(self) -> list[Linear]:
+        """The L affine layers, in order (``model.linears[l - 1]`` is the lecture's layer l)."""
+        return [m for m in self._modules.values() if isinstance(m, Linear)]
+
+
+def _activation_config(activation: Any) -> Any:
+    """A JSON-able description of an activation: its canonical name, or a spec dict."""
+    if isinstance(activation, str):
+        return activation_name(activation)
+    return get_activation(activation).spec()
+
+
+__all__ = ["Sequential", "MLP"]

@@ -1,0 +1,118 @@
+"""Fused loss primitives: one graph node where a composite would be slower or less stable.
+
+``cross_entropy`` is the hot path of classification (softmax cross-entropy against class indices,
+with optional per-row weights); ``binary_cross_entropy`` on probabilities needs PyTorch's clamped
+logarithms *and* a matching gradient, which no composite of ``log`` and ``clip`` gives at p = 0
+or 1. Inputs are validated by ``chainrule.nn.functional``; these functions assume valid arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from ..autograd import apply
+from ..backend import get_xp
+from ..tensor import Tensor
+from .registry import primitive
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _quiet(xp: Any) -> Any:
+    """Silence log(0) warnings where the result is clamped on purpose."""
+    errstate = getattr(xp, "errstate", None)
+    return errstate(divide="ignore") if errstate is not None else contextlib.nullcontext()
+
+
+@primitive("cross_entropy", kind="other",
+           saves="the softmax probabilities, the labels and the per-row weights")
+class CrossEntropy:
+    """Softmax cross-entropy of logits x (N, C) against labels y (N,) with per-row weights c
+    (None for all ones): loss_i = c_i (logsumexp(x_i) - x_{i,y_i}), then summed, averaged
+    (divided by sum_i c_i) or kept per row;  dx_i = c_i (softmax(x_i) - onehot(y_i)) g_i
+    (g_i = g / sum_i c_i for the mean)."""
+
+    def forward(ctx, x, labels, coef, reduction):
+        xp = get_xp(x)
+        n = x.shape[0]
+        rows = xp.arange(n)
+        m = x.max(axis=1, keepdims=True) if n else xp.zeros((0, 1), dtype=x.dtype)
+        m = xp.where(xp.isfinite(m), m, 0)
+        z = x - m
+        e = xp.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        loss = xp.log(s)[:, 0] - z[rows, labels]
+        if coef is not None:
+            loss = loss * coef
+        denom = None
+        if reduction == "none":
+            out = loss
+        elif reduction == "sum":
+            out = loss.sum()
+        else:
+            denom = float(n if coef is None else coef.sum())
+            out = loss.sum() / denom if denom != 0 else xp.asarray(xp.nan)
+        if ctx is not None:
+            e /= s
+            ctx.saved = (e, labels, coef, reduction, denom)
+        return xp.asarray(out, dtype=x.dtype)
+
+    def vjp(ctx, g):
+        p, labels, coef, reduction, denom = ctx.saved
+        xp = get_xp(g)
+        n = p.shape[0]
+        if reduction == "none":
+            scale = g.reshape(n, 1)
+        elif reduction == "sum":
+            scale = xp.broadcast_to(g.reshape(1, 1), (n, 1))
+        else:
+            scale = xp.broadcast_to((g / denom if denom else g * 0).reshape(1, 1), (n, 1))
+        if coef is not None:
+            scale = scale * coef.reshape(n, 1)
+        dx = p * scale
+        dx[xp.arange(n), labels] -= scale[:, 0]
+        return (dx,)
+
+
+@primitive("binary_cross_entropy", kind="other",
+           saves="p and y; the clamped logarithms when y needs a gradient")
+class BinaryCrossEntropy:
+    """-(y log p + (1 - y) log(1 - p)) elementwise, each log clamped below at -100 (PyTorch's
+    rule, finite at p = 0 and p = 1);  dp = g (p - y) / max(p (1 - p), 1e-12),
+    dy = -g (log p - log(1 - p)) with the clamped logs."""
+
+    def forward(ctx, p, y):
+        xp = get_xp(p)
+        with _quiet(xp):
+            log_p = xp.maximum(xp.log(p), -100)
+            log_q = xp.maximum(xp.log1p(-p), -100)
+        if ctx is not None:
+            ctx.saved = (p, y, (log_p, log_q) if ctx.needs[1] else None)
+        return -(y * log_p + (1 - y) * log_q)
+
+    def vjp(ctx, g):
+        p, y, logs = ctx.saved
+        xp = get_xp(g)
+        dp = g * (p - y) / xp.maximum(p * (1 - p), 1e-12) if ctx.needs[0] else None
+        dy = -g * (logs[0] - logs[1]) if logs is not None else None
+        return dp, dy
+
+
+def softmax_cross_entropy(logits: Tensor, labels: Any, coef: Any, reduction: str) -> Tensor:
+    """The fused ``cross_entropy`` node (no validation: see ``chainrule.nn.functional``).
+
+    Args:
+        logits: tensor of shape (N, C).
+        labels: backend integer array of shape (N,), every entry in [0, C).
+        coef: None, or a backend array of shape (N,) and the logits' dtype: the weight of each row
+            (0 drops a row, as ``ignore_index`` does).
+        reduction: "mean" (weighted mean), "sum" or "none" (shape (N,)).
+    """
+    return apply(CrossEntropy, (logits,), labels, coef, reduction)
+
+
+def binary_cross_entropy(p: Tensor, y: Tensor) -> Tensor:
+    """The elementwise ``binary_cross_entropy`` node on probabilities ``p`` and targets ``y`` of
+    the same shape and dtype (no validation, no reduction)."""
+    return apply(BinaryCrossEntropy, (p, y))
