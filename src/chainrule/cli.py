@@ -183,6 +183,197 @@ def plot_network_cmd(
     typer.echo(f"wrote {plot_network(net, out)}")
 
 
+@app.command()
+@user_errors
+def train(
+    dataset: str = typer.Option(None, "--dataset", "-d", help="A built-in data set (see "
+                                "`chainrule datasets`) or a .csv/.npz file. Default: digits."),
+    target: str = typer.Option(None, "--target", help="The target column of a CSV file."),
+    hidden: str = typer.Option(None, "--hidden", help="Hidden layer sizes, e.g. 128,64. "
+                               "Default: 128."),
+    activation: str = typer.Option(None, "--activation", help="Hidden activation (relu, tanh, "
+                                   "sigmoid, leaky_relu, elu, gelu, silu, ...). Default: relu."),
+    loss: str = typer.Option(None, "--loss", help="auto, cross-entropy, square or bce."),
+    optimizer: str = typer.Option(None, "--optimizer", help="sgd, momentum, adam or adamw."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate. Default: 0.003."),
+    batch_size: str = typer.Option(None, "--batch-size", help="Mini-batch size, or 'auto' with "
+                                   "--memory-budget. Default: 32."),
+    memory_budget: str = typer.Option(None, "--memory-budget", help="With --batch-size auto: "
+                                      "the largest batch whose training step fits, e.g. 2GiB."),
+    epochs: int = typer.Option(None, "--epochs", help="Epochs in total. Default: 30."),
+    weight_decay: float = typer.Option(None, "--weight-decay"),
+    early_stopping: int = typer.Option(None, "--early-stopping", help="Stop after N epochs "
+                                       "without a better validation loss; keep the best weights."),
+    val_size: float = typer.Option(None, "--val-size", help="Validation fraction. Default 0.1."),
+    noise: float = typer.Option(None, "--noise", help="Noise of a synthetic data set."),
+    seed: int = typer.Option(None, "--seed", help="Seed of initialisation and shuffling."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run directory. Default: runs/<time>."),
+    config: Path = typer.Option(None, "--config", help="TOML file with the same options."),
+    resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory "
+                                "from its last checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final result."),
+) -> None:
+    """Train an MLP on a data set; with no options, digits in a few seconds."""
+    import json
+
+    from .runs import TrainConfig, parse_hidden, read_config_file, train_run
+
+    given = {"dataset": dataset, "target": target, "activation": activation, "loss": loss,
+             "optimizer": optimizer, "lr": lr, "epochs": epochs, "weight_decay": weight_decay,
+             "early_stopping": early_stopping, "val_size": val_size, "noise": noise,
+             "seed": seed}
+    given = {k: v for k, v in given.items() if v is not None}
+    if hidden is not None:
+        given["hidden"] = parse_hidden(hidden)
+    values: dict[str, Any] = {}
+    run_dir = out
+    if resume is not None:
+        cfg_path = resume / "config.json"
+        if not cfg_path.is_file():
+            fail(f"{resume}: not a run directory (no config.json)")
+        try:
+            saved = json.loads(cfg_path.read_text())
+        except ValueError:
+            fail(f"{cfg_path}: not valid JSON")
+        values.update({k: v for k, v in saved.items() if k in TrainConfig.fields()})
+        run_dir = resume
+    if config is not None:
+        values.update(read_config_file(config))
+    values.update(given)
+    if batch_size is not None and batch_size != "auto":
+        try:
+            values["batch_size"] = int(batch_size)
+        except ValueError:
+            fail(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
+    cfg = TrainConfig(**values)
+    if batch_size == "auto":
+        cfg.batch_size = _auto_batch_size(cfg, memory_budget)
+    elif memory_budget is not None:
+        fail("--memory-budget is used with --batch-size auto")
+    if run_dir is not None:
+        cfg.out = str(run_dir)
+    summary = train_run(cfg, run_dir, resume=resume is not None,
+                        progress="none" if quiet else "auto")
+    where = cfg.out or "the run directory"
+    if "test_accuracy" in summary:
+        typer.echo(f"{summary['dataset']}: test accuracy {summary['test_accuracy']:.4f} "
+                   f"after {summary['epochs_run']} epochs ({summary['seconds']:.1f}s); "
+                   f"run saved in {where}")
+    else:
+        typer.echo(f"{summary['dataset']}: test MSE {summary['test_mse']:.4g}, R^2 "
+                   f"{summary['test_r2']:.4f} after {summary['epochs_run']} epochs; "
+                   f"run saved in {where}")
+
+
+def _auto_batch_size(cfg: Any, budget: str | None) -> int:
+    if budget is None:
+        fail("--batch-size auto needs --memory-budget (e.g. 2GiB)")
+    from . import memory
+    from .runs import build
+
+    setup = build(cfg)
+    return int(memory.max_batch_size(setup.model, memory.parse_bytes(budget),
+                                     optimizer=cfg.optimizer))
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: Path = typer.Argument(..., help="A model file or a run directory."),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Data set name or file; default: "
+                                "the one the model was trained on."),
+    target: str = typer.Option(None, "--target", help="Target column of a CSV file."),
+    part: str = typer.Option("test", "--part", help="test, train or val."),
+) -> None:
+    """Metrics of a trained model on a data set: a table, and the confusion matrix."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .data import load_dataset
+    from .runs import load_model_bundle, metrics_for
+
+    bundle = load_model_bundle(model)
+    run = bundle.run
+    name = dataset or run.get("dataset")
+    if not name:
+        fail("the model file does not say which data set it was trained on: pass --dataset")
+    options: dict[str, Any] = {}
+    if target or run.get("target"):
+        options["target"] = target or run.get("target")
+    data = load_dataset(name, **options)
+    X = getattr(data, f"X_{part}", None)
+    y = getattr(data, f"y_{part}", None)
+    if X is None:
+        fail(f"the data set has no {part!r} part")
+    if run.get("task") == "classification" and data.task == "classification" and \
+            run.get("num_classes") not in (None, data.num_classes):
+        fail(f"the model predicts {run.get('num_classes')} classes, the data set has "
+             f"{data.num_classes}")
+    out = bundle.outputs(X)
+    m = metrics_for(run.get("task", data.task), run.get("prediction", "argmax"),
+                    run.get("loss", ""), out, y, data.num_classes)
+    console = Console()
+    table = Table(title=f"{Path(model).name} on {data.name} ({part}, {len(X)} samples)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in m.items():
+        if k != "confusion":
+            table.add_row(k.replace("test_", ""), f"{v:.4f}")
+    console.print(table)
+    if "confusion" in m:
+        conf = Table(title="confusion matrix (rows: true, columns: predicted)")
+        names = data.class_names or tuple(range(len(m["confusion"])))
+        conf.add_column("")
+        for n in names:
+            conf.add_column(str(n), justify="right")
+        for n, row in zip(names, m["confusion"]):
+            conf.add_row(str(n), *(str(v) for v in row))
+        console.print(conf)
+
+
+@app.command()
+@user_errors
+def predict(
+    model: Path = typer.Argument(..., help="A model file or a run directory."),
+    input: Path = typer.Option(..., "--input", "-i", help="CSV (header, feature columns) or "
+                               "NPZ (X) file."),
+    proba: bool = typer.Option(False, "--proba", help="Print class probabilities."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write a CSV here instead of "
+                                "printing."),
+) -> None:
+    """Predictions of a trained model for the rows of a file."""
+    from .predict import format_predictions, read_features
+    from .runs import load_model_bundle
+
+    bundle = load_model_bundle(model)
+    X = read_features(input, bundle.run.get("feature_names") or None,
+                      bundle.run.get("n_features"))
+    text = format_predictions(bundle, bundle.outputs(X), proba)
+    if output is not None:
+        output.write_text(text)
+        typer.echo(f"wrote {len(X)} predictions to {output}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+@user_errors
+def datasets() -> None:
+    """The built-in data sets with their shapes and sources."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .data import list_datasets
+
+    table = Table(title="built-in data sets (chainrule train --dataset NAME)")
+    for col in ("name", "task", "features", "classes", "train", "test", "source"):
+        table.add_column(col)
+    for info in list_datasets():
+        table.add_row(info.name, info.task, str(info.n_features), str(info.num_classes),
+                      str(info.n_train), str(info.n_test), info.source)
+    Console(width=160).print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

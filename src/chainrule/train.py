@@ -1,0 +1,486 @@
+"""Training: empirical risk minimisation by mini-batch SGD, with metrics, early stopping and
+checkpoints that resume bit for bit.
+
+One epoch is the lecture's loop: shuffle, take a mini-batch, forward, backward, update, repeat.
+:class:`Trainer` adds what a real run needs around it: per-epoch metrics (loss, and accuracy for
+classification or MSE and R^2 for regression), early stopping on a validation metric with the best
+weights restored, learning-rate schedulers, gradient clipping, a clear stop on a NaN/Inf loss, a
+progress display, and atomic checkpoints of everything that determines the rest of the run (model,
+optimizer, scheduler, random states, epoch, metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import random as _random
+from .autograd import no_grad
+from .backend import to_numpy
+from .errors import ChainruleError, FileFormatError, InvalidValueError
+from .io import atomic_write
+from .tensor import Tensor
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+class TrainingDivergedError(ChainruleError, FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch and the batch."""
+
+
+# --------------------------------------------------------------------------- predictions/metrics
+def predict_classes(output: Any, kind: str) -> np.ndarray:
+    """Class predictions from a network's output array.
+
+    ``kind``: ``"argmax"`` (K outputs, argmax_i f_i), ``"sign"`` (one output, sign(h(x)) in
+    {-1, +1}, 0 counted as +1) or ``"logit"`` (one output, class 1 when the logit is > 0).
+    """
+    out = to_numpy(output)
+    if kind == "argmax":
+        return out.argmax(axis=-1)
+    flat = out.reshape(out.shape[0], -1)[:, 0]
+    if kind == "sign":
+        return np.where(flat >= 0, 1, -1)
+    if kind == "logit":
+        return (flat > 0).astype(np.int64)
+    raise InvalidValueError(f"unknown prediction kind {kind!r}")
+
+
+def _targets_as_labels(y: Any, kind: str) -> np.ndarray:
+    arr = to_numpy(y)
+    if kind == "argmax" and arr.ndim == 2:  # one-hot / probability targets
+        return arr.argmax(axis=-1)
+    return arr.reshape(arr.shape[0], -1)[:, 0] if arr.ndim > 1 else arr
+
+
+class _Accumulator:
+    """Running sums for one pass over a loader."""
+
+    def __init__(self, task: str, prediction: str) -> None:
+        self.task, self.prediction = task, prediction
+        self.n = 0
+        self.loss = 0.0
+        self.correct = 0
+        self.sse = 0.0
+        self.sum_y = 0.0
+        self.sum_y2 = 0.0
+
+    def add(self, loss: float, output: Any, target: Any) -> None:
+        n = int(output.shape[0])
+        self.n += n
+        self.loss += loss * n
+        if self.task == "classification":
+            pred = predict_classes(output, self.prediction)
+            self.correct += int((pred == _targets_as_labels(target, self.prediction)).sum())
+        else:
+            out = to_numpy(output).astype(np.float64).reshape(n, -1)
+            y = to_numpy(target).astype(np.float64).reshape(n, -1)
+            self.sse += float(((out - y) ** 2).sum())
+            self.sum_y += float(y.sum())
+            self.sum_y2 += float((y * y).sum())
+            self._width = y.shape[1]
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        if self.n == 0:
+            return {}
+        out = {f"{prefix}loss": self.loss / self.n}
+        if self.task == "classification":
+            out[f"{prefix}accuracy"] = self.correct / self.n
+        else:
+            count = self.n * getattr(self, "_width", 1)
+            out[f"{prefix}mse"] = self.sse / count
+            total = self.sum_y2 - self.sum_y ** 2 / count
+            out[f"{prefix}r2"] = 1.0 - self.sse / total if total > 0 else float("nan")
+        return out
+
+
+# --------------------------------------------------------------------------- state encoding
+def _encode(obj: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
+    """A JSON-able copy of ``obj`` with every array moved into ``arrays`` (keyed by its path);
+    dict keys keep their types (optimizer state is keyed by int)."""
+    if isinstance(obj, Tensor):
+        obj = obj.data
+    if hasattr(obj, "shape") and hasattr(obj, "dtype") and not np.isscalar(obj):
+        arrays[path] = np.ascontiguousarray(to_numpy(obj))
+        return {"__array__": path}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _encode(v, arrays, f"{path}/{k}")] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, arrays, f"{path}/{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays, f"{path}/{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise InvalidValueError(f"cannot checkpoint a value of type {type(obj).__name__} at {path}")
+
+
+def _decode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, arrays) for v in obj]
+    if isinstance(obj, dict):
+        if "__array__" in obj:
+            key = obj["__array__"]
+            if key not in arrays:
+                raise FileFormatError(f"checkpoint is missing the array {key!r}")
+            return arrays[key]
+        if "__dict__" in obj:
+            return {(tuple(k) if isinstance(k, list) else k): _decode(v, arrays)
+                    for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_decode(v, arrays) for v in obj["__tuple__"])
+        if "__float__" in obj:
+            return float(obj["__float__"])
+    return obj
+
+
+# --------------------------------------------------------------------------- history
+@dataclass
+class History:
+    """Per-epoch metrics of a run, and how it ended."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float | None = None
+    stopped_early: bool = False
+
+    def __getitem__(self, key: str) -> list[float]:
+        return [e[key] for e in self.epochs if key in e]
+
+    @property
+    def last(self) -> dict[str, float]:
+        return self.epochs[-1] if self.epochs else {}
+
+
+# --------------------------------------------------------------------------- trainer
+class Trainer:
+    """Trains ``model`` on mini-batches from a loader.
+
+    Args:
+        model: a ``chainrule.nn.Module``.
+        loss_fn: ``loss_fn(output, target) -> scalar Tensor`` (mean over the batch).
+        optimizer: a ``chainrule.optim`` optimizer over the model's parameters.
+        task: ``"classification"`` (accuracy is reported) or ``"regression"`` (MSE and R^2).
+        prediction: how classes are read from outputs: ``"argmax"`` (softmax / K outputs),
+            ``"sign"`` (sign(h(x)) with labels ±1) or ``"logit"`` (binary logits, labels 0/1).
+        scheduler: a learning-rate scheduler stepped once per epoch (``ReduceLROnPlateau`` gets
+            the monitored metric).
+        clip_grad_norm: clip the global gradient norm to this value before each step.
+        early_stopping: stop after this many epochs without improvement of ``monitor``, then
+            restore the best weights.
+        monitor: the metric that early stopping and ``ReduceLROnPlateau`` watch (default
+            ``val_loss`` with validation data, else ``train_loss``); ``*accuracy``/``*r2`` are
+            maximised, everything else minimised.
+        run_dir: where ``checkpoint.safetensors`` and ``metrics.jsonl`` are written.
+        checkpoint_every: write a checkpoint every this many epochs (0: never).
+        progress: ``"auto"`` (a rich bar on a terminal, one line per epoch otherwise),
+            ``"bar"``, ``"lines"`` or ``"none"``.
+        callbacks: functions called as ``callback(trainer, epoch, metrics)`` after each epoch;
+            one returning True stops training.
+    """
+
+    def __init__(self, model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
+                 *, task: str = "classification", prediction: str = "argmax",
+                 scheduler: Any = None, clip_grad_norm: float | None = None,
+                 early_stopping: int | None = None, monitor: str | None = None,
+                 run_dir: str | Path | None = None, checkpoint_every: int = 1,
+                 progress: str = "auto", callbacks: Sequence[Callable[..., Any]] = ()) -> None:
+        if task not in ("classification", "regression"):
+            raise InvalidValueError(f"task must be 'classification' or 'regression', got {task!r}")
+        if prediction not in ("argmax", "sign", "logit"):
+            raise InvalidValueError(f"prediction must be argmax, sign or logit, got {prediction!r}")
+        if progress not in ("auto", "bar", "lines", "none"):
+            raise InvalidValueError(f"progress must be auto, bar, lines or none, got {progress!r}")
+        if early_stopping is not None and (not isinstance(early_stopping, int) or
+                                           early_stopping < 1):
+            raise InvalidValueError("early_stopping must be a positive number of epochs")
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise InvalidValueError("clip_grad_norm must be positive")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.task, self.prediction = task, prediction
+        self.scheduler, self.clip_grad_norm = scheduler, clip_grad_norm
+        self.early_stopping, self.monitor = early_stopping, monitor
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.checkpoint_every = checkpoint_every
+        self.progress, self.callbacks = progress, list(callbacks)
+        self.history = History()
+        self.epoch = 0
+        self._bad_epochs = 0
+        self._best_state: dict[str, np.ndarray] | None = None
+        self._loader: Any = None
+
+    # ------------------------------------------------------------------ one pass
+    def _batches(self, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
+        for batch in loader:
+            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+                raise InvalidValueError("a loader must yield (inputs, targets) pairs")
+            yield batch[0], batch[1]
+
+    def train_epoch(self, loader: Any, bar: Any = None) -> dict[str, float]:
+        """One epoch of forward, backward, (clip), step; returns ``train_*`` metrics."""
+        from .optim import clip_grad_norm_
+
+        self.model.train()
+        acc = _Accumulator(self.task, self.prediction)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        for i, (x, y) in enumerate(self._batches(loader)):
+            output = self.model(x)
+            loss = self.loss_fn(output, y)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"the loss became {value} at epoch {self.epoch + 1}, batch {i + 1}: lower the "
+                    "learning rate, standardise the inputs, or clip gradients")
+            self.optimizer.zero_grad()
+            loss.backward()
+            if self.clip_grad_norm is not None:
+                clip_grad_norm_(params, self.clip_grad_norm)
+            self.optimizer.step()
+            acc.add(value, output.data, y.data)
+            if bar is not None:
+                bar(int(output.shape[0]), value)
+        return acc.metrics("train_")
+
+    def evaluate(self, loader: Any, prefix: str = "val_") -> dict[str, float]:
+        """Metrics of the model (in eval mode, without recording) over ``loader``."""
+        was_training = getattr(self.model, "training", True)
+        self.model.eval()
+        acc = _Accumulator(self.task, self.prediction)
+        try:
+            with no_grad():
+                for x, y in self._batches(loader):
+                    output = self.model(x)
+                    acc.add(self.loss_fn(output, y).item(), output.data, y.data)
+        finally:
+            self.model.train(was_training)
+        return acc.metrics(prefix)
+
+    # ------------------------------------------------------------------ the run
+    def fit(self, train_loader: Any, val_loader: Any = None, epochs: int = 10) -> History:
+        """Train until ``epochs`` epochs have run in total (a resumed run continues its count),
+        early stopping triggers, or a callback asks to stop."""
+        if not isinstance(epochs, int) or epochs < 1:
+            raise InvalidValueError(f"epochs must be a positive integer, got {epochs!r}")
+        self._loader = train_loader
+        monitor = self.monitor or ("val_loss" if val_loader is not None else "train_loss")
+        if monitor.startswith("val_") and val_loader is None:
+            raise InvalidValueError(f"monitor {monitor!r} needs validation data")
+        display = _Display(self.progress, epochs)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        while self.epoch < epochs and not self.history.stopped_early:
+            start = time.perf_counter()
+            with display.epoch(self.epoch + 1, _safe_len(train_loader)) as bar:
+                metrics = self.train_epoch(train_loader, bar)
+            seconds = time.perf_counter() - start
+            if val_loader is not None:
+                metrics.update(self.evaluate(val_loader))
+            self.epoch += 1
+            n_train = _dataset_size(train_loader)
+            metrics.update(epoch=self.epoch, lr=self._lr(), seconds=seconds,
+                           samples_per_second=(n_train / seconds if seconds > 0 else float("nan")))
+            if monitor not in metrics:
+                raise InvalidValueError(f"monitor {monitor!r} is not a metric; have "
+                                        f"{sorted(metrics)}")
+            self._after_epoch(metrics, monitor)
+            self.history.epochs.append(metrics)
+            display.log(metrics)
+            stop = any(bool(cb(self, self.epoch, metrics)) for cb in self.callbacks)
+            if self.run_dir is not None:
+                with open(self.run_dir / "metrics.jsonl", "a") as fh:
+                    fh.write(json.dumps(_json_safe(metrics)) + "\n")
+                if self.checkpoint_every and self.epoch % self.checkpoint_every == 0:
+                    self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
+            if stop:
+                break
+        if self.early_stopping is not None and self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+        return self.history
+
+    def _after_epoch(self, metrics: dict[str, float], monitor: str) -> None:
+        value = metrics[monitor]
+        maximise = monitor.endswith("accuracy") or monitor.endswith("r2")
+        best = self.history.best_value
+        improved = best is None or (value > best if maximise else value < best)
+        if improved:
+            self.history.best_value, self.history.best_epoch = value, self.epoch
+            self._bad_epochs = 0
+            if self.early_stopping is not None:
+                self._best_state = {k: to_numpy(v.data).copy()
+                                    for k, v in self.model.state_dict().items()}
+        else:
+            self._bad_epochs += 1
+            if self.early_stopping is not None and self._bad_epochs >= self.early_stopping:
+                self.history.stopped_early = True
+        if self.scheduler is not None:
+            if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+                self.scheduler.step(value)
+            else:
+                self.scheduler.step()
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        """Everything that determines the rest of the run."""
+        loader_state = None
+        if self._loader is not None and hasattr(self._loader, "state_dict"):
+            loader_state = self._loader.state_dict()
+        return {
+            "epoch": self.epoch,
+            "model": {k: v.data for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng": _random.default_generator.get_state(),
+            "loader": loader_state,
+            "history": {"epochs": self.history.epochs, "best_epoch": self.history.best_epoch,
+                        "best_value": self.history.best_value,
+                        "stopped_early": self.history.stopped_early},
+            "bad_epochs": self._bad_epochs,
+            "best_state": self._best_state,
+        }
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write :meth:`state` atomically (safetensors: arrays as tensors, the rest as JSON)."""
+        from safetensors.numpy import save
+
+        arrays: dict[str, np.ndarray] = {}
+        encoded = _encode(self.state(), arrays, "state")
+        blob = save(arrays, metadata={"format": "chainrule-checkpoint", "format_version": "1",
+                                      "state": json.dumps(encoded)})
+        return atomic_write(path, blob)
+
+    def load_checkpoint(self, path: str | Path, train_loader: Any = None) -> None:
+        """Restore a checkpoint written by :meth:`save_checkpoint` (before calling ``fit``)."""
+        from .io import read
+
+        arrays, meta = read(path)
+        if meta.get("format") != "chainrule-checkpoint":
+            raise FileFormatError(f"{path}: not a chainrule training checkpoint")
+        try:
+            state = _decode(json.loads(meta["state"]), arrays)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state["scheduler"] is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            _random.default_generator.set_state(state["rng"])
+            loader = train_loader if train_loader is not None else self._loader
+            if loader is not None and state["loader"] is not None:
+                loader.load_state_dict(state["loader"])
+            h = state["history"]
+            self.history = History(epochs=h["epochs"], best_epoch=h["best_epoch"],
+                                   best_value=h["best_value"], stopped_early=h["stopped_early"])
+            self.epoch = int(state["epoch"])
+            self._bad_epochs = int(state["bad_epochs"])
+            self._best_state = state["best_state"]
+        except FileFormatError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FileFormatError(f"{path}: checkpoint does not fit this run ({exc})") from None
+
+
+def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
+        train_data: Any, val_data: Any = None, *, epochs: int = 10, **options: Any) -> History:
+    """Train ``model``; ``train_data``/``val_data`` are loaders yielding (inputs, targets).
+
+    A convenience wrapper over :class:`Trainer` (the keyword options are its arguments).
+    """
+    return Trainer(model, loss_fn, optimizer, **options).fit(train_data, val_data, epochs)
+
+
+# --------------------------------------------------------------------------- display
+def _safe_len(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+def _dataset_size(loader: Any) -> int:
+    ds = getattr(loader, "dataset", None)
+    try:
+        return len(ds) if ds is not None else 0
+    except TypeError:
+        return 0
+
+
+def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in metrics.items()}
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """``epoch 3  train_loss 0.1234  val_accuracy 0.9712 ...`` on one line."""
+    parts = [f"epoch {int(metrics['epoch'])}"]
+    for k, v in metrics.items():
+        if k in ("epoch",):
+            continue
+        if k == "samples_per_second":
+            parts.append(f"{v:,.0f} samples/s")
+        elif k == "seconds":
+            parts.append(f"{v:.2f}s")
+        elif k == "lr":
+            parts.append(f"lr {v:.3g}")
+        else:
+            parts.append(f"{k} {v:.4f}")
+    return "  ".join(parts)
+
+
+class _Display:
+    """A rich progress bar per epoch on a terminal; one plain line per epoch otherwise."""
+
+    def __init__(self, mode: str, epochs: int) -> None:
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
+        self.mode, self.epochs = mode, epochs
+
+    def epoch(self, number: int, batches: int | None) -> Any:
+        return _EpochBar(self.mode == "bar", number, self.epochs, batches)
+
+    def log(self, metrics: dict[str, float]) -> None:
+        if self.mode != "none":
+            print(format_metrics(metrics), file=sys.stderr, flush=True)
+
+
+class _EpochBar:
+    def __init__(self, enabled: bool, number: int, epochs: int, batches: int | None) -> None:
+        self.enabled, self.number, self.epochs, self.batches = enabled, number, epochs, batches
+        self.progress: Any = None
+
+    def __enter__(self) -> Callable[[int, float], None] | None:
+        if not self.enabled:
+            return None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
+        self.progress = Progress(TextColumn(f"epoch {self.number}/{self.epochs}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                                 TextColumn("{task.fields[rate]} samples/s"),
+                                 TimeElapsedColumn(), transient=True)
+        self.progress.start()
+        task = self.progress.add_task("train", total=self.batches, loss="-", rate="-")
+        start = time.perf_counter()
+        seen = [0]
+
+        def update(n: int, loss: float) -> None:
+            seen[0] += n
+            rate = seen[0] / max(time.perf_counter() - start, 1e-9)
+            self.progress.update(task, advance=1, loss=f"{loss:.4f}", rate=f"{rate:,.0f}")
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
