@@ -1,0 +1,190 @@
+"""chainrule.sklearn.MLPClassifier against scikit-learn's MLPClassifier on the digits data set.
+
+Both estimators get the same data and the same settings: ``load_digits``, split 75/25 with
+``train_test_split(random_state=0)``, no preprocessing, and the defaults of scikit-learn's MLP
+(one hidden layer of 100 ReLU units, Adam with lr 1e-3, alpha 1e-4, batches of 200, up to 200
+epochs, tol 1e-4 with 10 epochs of patience), each with ``random_state=seed``. chainrule runs
+twice: with its defaults (the input's dtype, float64 here) and with ``dtype="float32"``.
+
+For every seed the fits are interleaved (sklearn, chainrule, chainrule float32, sklearn, ...)
+``--reps`` times, so a slow spell of the machine hits all of them; a fit's time is the median
+over its repetitions. Reported per estimator: test accuracy, epochs run (``n_iter_``), fit time
+and time per epoch (the estimators may stop after different numbers of epochs: chainrule's Adam
+is PyTorch's, whose epsilon enters after the bias correction, so the trajectories drift apart),
+and the speed-up over scikit-learn. ``--blas-threads N`` caps the BLAS threads of the whole
+process (both estimators) with threadpoolctl; by default they are left as the machine sets them.
+
+Run (from the repository root):
+    python -m benchmarks.sklearn_digits                   # seeds 0-4, 3 repetitions (~2 min)
+    python -m benchmarks.sklearn_digits --blas-threads 1
+    python -m benchmarks.sklearn_digits --quick           # seed 0, 1 repetition
+Output: benchmarks/results/sklearn_digits.json and .md (``--out PATH`` moves both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCHEMA = "chainrule.benchmarks.sklearn_digits/1"
+
+
+def estimators() -> dict[str, Any]:
+    """Name -> factory of an unfitted estimator for a seed."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from chainrule.sklearn import MLPClassifier
+
+    return {
+        "sklearn": lambda seed: SkMLP(random_state=seed),
+        "chainrule": lambda seed: MLPClassifier(random_state=seed),
+        "chainrule-float32": lambda seed: MLPClassifier(random_state=seed, dtype="float32"),
+    }
+
+
+def data() -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    return tuple(train_test_split(X, y, test_size=0.25, random_state=0))
+
+
+def fit_once(make: Any, seed: int, split: tuple[np.ndarray, ...]) -> dict[str, Any]:
+    X_train, X_test, y_train, y_test = split
+    est = make(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning when a seed runs to max_iter
+        start = time.perf_counter()
+        est.fit(X_train, y_train)
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "n_iter": int(est.n_iter_),
+            "accuracy": float(est.score(X_test, y_test)), "final_loss": float(est.loss_)}
+
+
+def run(seeds: list[int], reps: int) -> dict[str, Any]:
+    split = data()
+    makers = estimators()
+    for make in makers.values():  # warm-up: imports, first BLAS calls, page faults
+        est = make(0).set_params(max_iter=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(split[0], split[2])
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in makers}
+    for seed in seeds:
+        times: dict[str, list[float]] = {name: [] for name in makers}
+        last: dict[str, dict[str, Any]] = {}
+        for _ in range(reps):
+            for name, make in makers.items():
+                r = fit_once(make, seed, split)
+                times[name].append(r["seconds"])
+                last[name] = r
+        for name in makers:
+            r = dict(last[name], seed=seed, seconds=statistics.median(times[name]),
+                     seconds_all=times[name])
+            r["seconds_per_epoch"] = r["seconds"] / r["n_iter"]
+            runs[name].append(r)
+    summary = {}
+    for name, rs in runs.items():
+        summary[name] = {
+            "accuracy_seed0": next((r["accuracy"] for r in rs if r["seed"] == 0), None),
+            "accuracy_mean": statistics.mean(r["accuracy"] for r in rs),
+            "n_iter_mean": statistics.mean(r["n_iter"] for r in rs),
+            "fit_seconds_total": sum(r["seconds"] for r in rs),
+            "seconds_per_epoch_median": statistics.median(r["seconds_per_epoch"] for r in rs),
+        }
+    base = summary["sklearn"]
+    for s in summary.values():
+        s["fit_speedup_vs_sklearn"] = base["fit_seconds_total"] / s["fit_seconds_total"]
+        s["epoch_speedup_vs_sklearn"] = (base["seconds_per_epoch_median"]
+                                         / s["seconds_per_epoch_median"])
+        s["accuracy_points_vs_sklearn_seed0"] = (
+            None if s["accuracy_seed0"] is None
+            else 100 * (s["accuracy_seed0"] - base["accuracy_seed0"]))
+    return {"runs": runs, "summary": summary}
+
+
+def environment(blas_threads: int | None) -> dict[str, Any]:
+    import sklearn
+    import threadpoolctl
+
+    import chainrule
+
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(), "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__, "chainrule": chainrule.__version__,
+        "machine": platform.machine(), "cpus": os.cpu_count(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "blas_threads_cap": blas_threads,
+        "blas": [{k: info.get(k) for k in ("internal_api", "num_threads", "version")}
+                 for info in threadpoolctl.threadpool_info()],
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    env, summary = result["environment"], result["summary"]
+    lines = [
+        "# chainrule.sklearn vs scikit-learn MLPClassifier on digits",
+        "",
+        f"{env['date']}, scikit-learn {env['scikit-learn']}, NumPy {env['numpy']}, "
+        f"{env['cpus']} CPUs, load average {env['load_average']}, BLAS threads "
+        f"{'as set by the machine' if env['blas_threads_cap'] is None else env['blas_threads_cap']}"
+        f", seeds {result['seeds']}, {result['reps']} repetitions.",
+        "",
+        "| estimator | test acc. (seed 0) | mean acc. | mean epochs | fit time (s, all seeds) "
+        "| s/epoch | fit speed-up | per-epoch speed-up |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        lines.append(
+            f"| {name} | {100 * s['accuracy_seed0']:.2f}% | {100 * s['accuracy_mean']:.2f}% | "
+            f"{s['n_iter_mean']:.1f} | {s['fit_seconds_total']:.2f} | "
+            f"{1000 * s['seconds_per_epoch_median']:.2f} ms | "
+            f"{s['fit_speedup_vs_sklearn']:.2f}x | {s['epoch_speedup_vs_sklearn']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    parser.add_argument("--reps", type=int, default=3, help="timed fits per seed (default 3)")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="cap the BLAS threads of both estimators (threadpoolctl)")
+    parser.add_argument("--quick", action="store_true", help="seed 0, one repetition")
+    parser.add_argument("--out", type=Path, default=RESULTS / "sklearn_digits.json")
+    args = parser.parse_args(argv)
+    seeds = [0] if args.quick else list(range(args.seeds))
+    reps = 1 if args.quick else args.reps
+
+    limit: Any = contextlib.nullcontext()
+    if args.blas_threads is not None:
+        import threadpoolctl
+
+        limit = threadpoolctl.threadpool_limits(limits=args.blas_threads, user_api="blas")
+    with limit:
+        env = environment(args.blas_threads)
+        result = {"schema": SCHEMA, "seeds": seeds, "reps": reps, **run(seeds, reps)}
+    result["environment"] = env
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()

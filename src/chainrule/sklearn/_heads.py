@@ -1,0 +1,162 @@
+"""Output heads of the scikit-learn estimators: for each (task, loss) pair, how the targets are
+encoded, the loss of a batch as a chainrule scalar, and the link that turns the network's output
+into predictions.
+
+The network computes the decision values d = f(x) (the logits for ``log_loss``, the log-mean for
+``poisson``, h(x) itself for the square and hinge losses, with any ``output_activation`` inside
+the network). Every loss is a weighted mean over the samples of a per-sample loss l_i:
+
+    L = sum_i w_i l_i / sum_i w_i        (w_i = 1 without sample or class weights),
+
+which is what scikit-learn's MLP minimises; the L2 penalty is added by the training loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, xlogy
+
+import chainrule as cr
+from chainrule.nn import functional as F
+from chainrule.ops.loss import softmax_cross_entropy
+
+
+def _weights(n: int, weight: Any, scale: float, like: cr.Tensor) -> Any:
+    """The factor each sample's loss is multiplied by: ``scale / n`` (a Python number) without
+    weights, else the column ``scale * w / sum(w)`` as a tensor of shape (n, 1)."""
+    if weight is None:
+        return scale / n
+    col = (weight * (scale / float(weight.sum()))).reshape(-1, 1)
+    return cr.tensor(col, dtype=like.dtype, device=like.device)
+
+
+def _weighted_sum(elementwise: cr.Tensor, factor: Any) -> cr.Tensor:
+    if isinstance(factor, float):
+        return elementwise.sum() * factor
+    return (elementwise * factor).sum()
+
+
+class Head:
+    """Base class: a loss with its target encoding and its output link.
+
+    Attributes:
+        out_activation: scikit-learn's ``out_activation_`` name for the link.
+        probabilistic: whether the link gives class probabilities (``predict_proba``).
+    """
+
+    out_activation = "identity"
+    probabilistic = False
+
+    def encode(self, Y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """Targets as the loss wants them, from the 2-D array ``Y`` (binarized labels for a
+        classifier: 0/1 indicators; raw values for a regressor)."""
+        return np.ascontiguousarray(Y, dtype=dtype)
+
+    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
+        """The weighted mean loss of a batch (``weight``: None or a NumPy array (n,))."""
+        raise NotImplementedError
+
+    def row_constant(self, target: np.ndarray) -> np.ndarray | None:
+        """A per-sample term of the loss that does not depend on the parameters (left out of the
+        graph, added to the reported loss), or None."""
+        return None
+
+    def link(self, d: np.ndarray) -> np.ndarray:
+        """The network's output turned into the model's prediction (probabilities, means)."""
+        return d
+
+
+class SoftmaxCrossEntropy(Head):
+    """Multiclass ``log_loss``: l_i = logsumexp(d_i) - d_{i, y_i}, one fused graph node."""
+
+    out_activation = "softmax"
+    probabilistic = True
+
+    def encode(self, Y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        return Y.argmax(axis=1).astype(np.int64)
+
+    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
+        coef = None
+        if weight is not None:
+            coef = cr.tensor(weight, dtype=d.dtype, device=d.device).data
+        return softmax_cross_entropy(d, target, coef, "mean")
+
+    def link(self, d: np.ndarray) -> np.ndarray:
+        z = d - d.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+
+class SigmoidCrossEntropy(Head):
+    """Binary and multilabel ``log_loss``: l_i = sum_k BCE(sigmoid(d_ik), y_ik), computed from
+    the logits without overflow."""
+
+    out_activation = "logistic"
+    probabilistic = True
+
+    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
+        per = F.binary_cross_entropy_with_logits(d, cr.Tensor(target), reduction="none")
+        return _weighted_sum(per, _weights(d.shape[0], weight, 1.0, d))
+
+    def link(self, d: np.ndarray) -> np.ndarray:
+        return expit(d)
+
+
+class SignedSquare(Head):
+    """The lecture's square loss for classification: targets y in {-1, +1} per output,
+    l_i = sum_k (h_k(x_i) - y_ik)^2; the prediction is sign(h(x)) (argmax for several classes)."""
+
+    def __init__(self, out_activation: str) -> None:
+        self.out_activation = out_activation
+
+    def encode(self, Y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        return np.ascontiguousarray(2.0 * Y - 1.0, dtype=dtype)
+
+    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
+        e = d - cr.Tensor(target)
+        return _weighted_sum(e * e, _weights(d.shape[0], weight, 1.0, d))
+
+
+class Hinge(SignedSquare):
+    """Hinge loss for classification: y in {-1, +1} per output, l_i = sum_k max(0, 1 - y_ik d_ik)
+    (one-vs-rest for several classes)."""
+
+    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
+        margin = cr.relu(1.0 - d * cr.Tensor(target))
+        return _weighted_sum(margin, _weights(d.shape[0], weight, 1.0, d))
+
+
+class HalfSquaredError(Head):
+    """Regression ``squared_error``, scikit-learn's: l_i = (1 / 2K) sum_k (d_ik - y_ik)^2 over
+    the K outputs (half the squared error, averaged over outputs)."""
+
+    def __init__(self, out_activation: str) -> None:
+        self.out_activation = out_activation
+
+    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
+        e = d - cr.Tensor(target)
+        return _weighted_sum(e * e, _weights(d.shape[0], weight, 0.5 / d.shape[1], d))
+
+
+class HalfPoisson(Head):
+    """Regression ``poisson`` (half the Poisson deviance, scikit-learn's): the mean is
+    mu = exp(d) and l_i = sum_k [y log(y / mu) - y + mu] = sum_k [exp(d) - y d] + const."""
+
+    out_activation = "exp"
+
+    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
+        per = cr.exp(d) - d * cr.Tensor(target)
+        return _weighted_sum(per, _weights(d.shape[0], weight, 1.0, d))
+
+    def row_constant(self, target: np.ndarray) -> np.ndarray:
+        return (xlogy(target, target) - target).sum(axis=1)
+
+    def link(self, d: np.ndarray) -> np.ndarray:
+        return np.exp(d)
+
+
+__all__ = ["Head", "SoftmaxCrossEntropy", "SigmoidCrossEntropy", "SignedSquare", "Hinge",
+           "HalfSquaredError", "HalfPoisson"]
