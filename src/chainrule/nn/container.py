@@ -109,7 +109,11 @@ class MLP(Sequential):
     none, a linear output) for the last one. ``MLP([784, 256, 10], "relu")`` is
     ``Sequential(Linear(784, 256), ReLU(), Linear(256, 10))``, so its parameters are named
     ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ``"2.bias"``. With ``dropout > 0`` a
-    :class:`Dropout` follows each hidden activation.
+    :class:`Dropout` follows each hidden activation. With ``checkpoint_segments=k`` the training
+    forward runs as ``chainrule.checkpoint.checkpoint_sequential(list(self), k, x)``: the saved
+    activations of k - 1 segments are recomputed during backward instead of being kept (about
+    sqrt(L) segments for L layers; see ``chainrule.memory.estimate``); the gradients are the same
+    bit for bit.
 
     Args:
         sizes: layer widths [d^(0), d^(1), ..., d^(L)], at least two positive integers.
@@ -121,6 +125,8 @@ class MLP(Sequential):
         dtype: floating dtype of the parameters. Default: the default dtype.
         generator: a :class:`chainrule.Generator` for the initial weights and the dropout masks.
         init: ``"auto"`` (default) or ``"pytorch"``; see below.
+        checkpoint_segments: activation checkpointing with this many segments when training
+            with grad enabled (None or 1: none). Default: None.
 
     Initialisation (``init="auto"``): each weight matrix is drawn according to the activation
     that follows it, and every bias starts at zero:
@@ -147,7 +153,7 @@ class MLP(Sequential):
     def __init__(self, sizes: Sequence[int], activation: Any = "tanh",
                  output_activation: Any = None, bias: bool = True, dropout: float = 0.0,
                  dtype: Any = None, generator: cr.Generator | None = None,
-                 init: str = "auto") -> None:
+                 init: str = "auto", checkpoint_segments: int | None = None) -> None:
         super().__init__()
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
             raise InvalidValueError(f"MLP: sizes must be a list of at least two layer widths, got "
@@ -160,6 +166,12 @@ class MLP(Sequential):
             widths.append(int(n))
         if init not in ("auto", "pytorch"):
             raise InvalidValueError(f"MLP: init must be 'auto' or 'pytorch', got {init!r}")
+        if checkpoint_segments is not None and (
+                isinstance(checkpoint_segments, bool) or not isinstance(checkpoint_segments, int)
+                or checkpoint_segments < 1):
+            raise InvalidValueError(f"MLP: checkpoint_segments must be a positive integer or "
+                                    f"None, got {checkpoint_segments!r}")
+        self.checkpoint_segments = checkpoint_segments
         self.sizes = widths
         self.activation = _activation_config(activation)
         self.output_activation = (None if output_activation is None
@@ -181,6 +193,14 @@ class MLP(Sequential):
                 self.append(get_activation(self.output_activation))
         self.reset_parameters()
 
+    def forward(self, x: Any) -> Any:
+        k = self.checkpoint_segments
+        if k is not None and k > 1 and self.training and cr.is_grad_enabled():
+            from chainrule.checkpoint import checkpoint_sequential
+
+            return checkpoint_sequential(list(self), k, x)
+        return super().forward(x)
+
     def reset_parameters(self, generator: cr.Generator | None = None) -> None:
         """Redraw every layer's parameters as described in the class docstring."""
         gen = generator if generator is not None else self.generator
@@ -193,10 +213,13 @@ class MLP(Sequential):
                     _init_layer(m, mods[i + 1] if i + 1 < len(mods) else None, gen)
 
     def config(self) -> dict[str, Any]:
-        return {"sizes": list(self.sizes), "activation": self.activation,
-                "output_activation": self.output_activation, "bias": self.bias,
-                "dropout": self.dropout, "dtype": str(self.linears[0].weight.dtype),
-                "init": self.init}
+        cfg = {"sizes": list(self.sizes), "activation": self.activation,
+               "output_activation": self.output_activation, "bias": self.bias,
+               "dropout": self.dropout, "dtype": str(self.linears[0].weight.dtype),
+               "init": self.init}
+        if self.checkpoint_segments is not None:  # absent by default: older specs stay equal
+            cfg["checkpoint_segments"] = self.checkpoint_segments
+        return cfg
 
     def spec(self) -> dict[str, Any]:
         return Module.spec(self)

@@ -1,0 +1,244 @@
+"""What the step model needs to know about a network: per layer and per sample, its output,
+what its node saves, and its temporaries (see ``step_model``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..autograd import enable_grad
+from ..errors import InvalidValueError
+from ..tensor import Tensor
+from .accounting import _arrays, _nodes, _root
+
+# A training step is modelled as a sequence of allocations and frees of whole arrays (the
+# engine's behaviour, step by step): the forward of each layer allocates its output and what
+# its node saves, next to temporaries; the loss saves its probabilities and labels; backward
+# walks the layers in reverse, holding one incoming gradient and making the input gradient and
+# the parameter gradients, and releases each node's saved state after its VJP; the optimizer then
+# updates each parameter with one parameter-sized temporary. Buffers are tracked with their
+# holders (the running value, the nodes that saved it, a checkpoint), so an array saved by two
+# nodes (a tanh output that the next layer also saves) is counted once and freed when its last
+# holder lets go. The peak is the maximum over all these moments.
+#
+# Per layer the model needs, per sample of the batch: its output size, whether its node saves
+# its input or its output, the bytes of the other arrays it saves (masks), and the temporaries
+# of its forward and VJP. The saved state is read off a real graph (a 2- and a 4-sample forward
+# of the layer), so it follows the engine; the temporaries come from the table below, which
+# follows the primitives' code (see ops/).
+
+# Temporaries per output element, in bytes and in multiples of the itemsize, of a layer's forward
+# and of its VJP (beyond the input gradient). NumPy reuses a temporary operand of 256 KiB or more
+# in place ("temporary elision"), so a large VJP such as g * y * (1 - y) needs one array fewer:
+# hence a small and a large figure for each.
+_WORK = {  # name: ((forward bytes, itemsizes), (VJP small, VJP large, in itemsizes))
+    "Linear": ((0, 0), (0, 0)),           # x W^T into its output, bias added in place
+    "ReLU": ((0, 0), (0, 0)),             # maximum (and a mask); VJP g * mask (see _work)
+    "Tanh": ((0, 0), (1, 1)),             # VJP g * (1 - y*y)
+    "Sigmoid": ((0, 1), (2, 1)),          # tanh(x * 0.5); VJP g * y * (1 - y)
+    "LeakyReLU": ((0, 1), (1, 1)),        # where(mask, x, x * slope); likewise its VJP
+    "Dropout": ((8, 0), (0, 0)),          # a float64 uniform draw per element; VJP g * mask
+}
+_GENERIC_WORK = ((0, 1), (1, 1))
+_ELIDE_BYTES = 256 * 1024
+# Layers whose saved arrays are computed even without recording (a dropout mask is part of the
+# computation; a ReLU mask is made only for backward).
+_MASK_ALWAYS = ("Dropout", "LeakyReLU")
+# Python objects (tensors, nodes, tuples, optimizer bookkeeping), which tracemalloc counts too:
+# a fixed part, a part per module, a part per optimizer state array. Only small models notice.
+_OVERHEAD = (6500, 550, 140)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One module of a chain, sizes in bytes per sample."""
+
+    name: str
+    out: int                # output; 0 when the module returns its input (or a view of it)
+    saves_input: bool
+    saves_output: bool
+    internal: int           # other arrays its nodes save (masks)
+    fwd_work: int           # temporaries of its forward
+    bwd_work: tuple[int, int]  # temporaries of its VJP: below and above _ELIDE_BYTES
+    params: tuple[int, ...]  # bytes of each parameter (not per sample)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A chain of layers with its input and loss: everything the step model needs."""
+
+    layers: tuple[_Layer, ...]
+    x: int           # bytes per sample of the input
+    classes: int
+    itemsize: int
+    label_itemsize: int = 8
+
+
+def _work(name: str, itemsize: int, saves_output: bool) -> tuple[int, tuple[int, int]]:
+    (fb, fs), (small, large) = _WORK.get(name, _GENERIC_WORK)
+    extra = 1 if name == "ReLU" and saves_output else 0  # VJP g * (y > 0): a bool temporary
+    return fb + fs * itemsize, (small * itemsize + extra, large * itemsize + extra)
+
+
+def _linear_layer(d_in: int, d_out: int, bias: bool, itemsize: int) -> _Layer:
+    """linear saves its input (for dW) and the weight (a parameter: free)."""
+    params = (d_out * d_in * itemsize,) + ((d_out * itemsize,) if bias else ())
+    return _Layer("Linear", d_out * itemsize, True, False, 0, 0, (0, 0), params)
+
+
+def _trace_layer(module: Any, in_shape: tuple[int, ...], dtype: np.dtype) -> tuple[_Layer, tuple]:
+    """The saved state of ``module`` read off a real graph; returns it and the output shape."""
+    from ..checkpoint import _generators
+
+    gens = _generators(module)
+    states = [g.get_state() for g in gens]
+    was_training = getattr(module, "training", None)
+    if was_training is False:
+        module.train(True)
+    rng = np.random.default_rng(0)
+    sizes = {}
+    try:
+        for b in (2, 4):
+            x = Tensor(rng.standard_normal((b,) + in_shape).astype(dtype))
+            x.requires_grad = True
+            with enable_grad():
+                y = module(x)
+            xr, yr = _root(x.data), _root(y.data)
+            params = {id(_root(p.data)) for p in module.parameters()} \
+                if hasattr(module, "parameters") else set()
+            seen: dict[int, Any] = {}
+            for node in _nodes(y):
+                for a in _arrays(node.saved):
+                    r = _root(a)
+                    seen[id(r)] = r
+            same = yr is xr
+            sizes[b] = dict(
+                out=0 if same else int(y.data.nbytes),
+                saves_input=id(xr) in seen,
+                saves_output=not same and id(yr) in seen,
+                internal=sum(int(r.nbytes) for k, r in seen.items()
+                             if k not in (id(xr), id(yr)) and k not in params),
+            )
+            out_shape = tuple(y.shape[1:])
+    finally:
+        for g, s in zip(gens, states):
+            g.set_state(s)
+        if was_training is False:
+            module.train(False)
+    name = type(module).__name__
+    per = {k: (sizes[4][k] - sizes[2][k]) // 2 for k in ("out", "internal")}
+    saves_output = sizes[4]["saves_output"]
+    fwd, bwd = _work(name, dtype.itemsize, saves_output)
+    elems = per["out"] // dtype.itemsize if per["out"] else 0
+    params = tuple(int(p.data.nbytes) for p in module.parameters()) \
+        if hasattr(module, "parameters") else ()
+    layer = _Layer(name, per["out"], sizes[4]["saves_input"], saves_output, per["internal"],
+                   fwd * elems, (bwd[0] * elems, bwd[1] * elems), params)
+    return layer, out_shape
+
+
+def _children(model: Any) -> list[Any]:
+    """The modules a chain runs in order: a Sequential's (or MLP's) children, else the model."""
+    from ..nn import Sequential
+
+    if isinstance(model, Sequential):
+        return list(model)
+    return [model]
+
+
+def _model_dtype(model: Any) -> np.dtype:
+    for p in model.parameters():
+        return np.dtype(p.dtype)
+    from ..dtypes import get_default_dtype
+
+    return np.dtype(get_default_dtype())
+
+
+def _plan_of(model: Any, dtype: Any = None) -> _Plan:
+    """The step model's view of ``model``: its children profiled in order."""
+    from ..nn import Linear
+
+    mods = _children(model)
+    first = next((m for m in mods if isinstance(m, Linear)), None)
+    if first is None:
+        raise InvalidValueError("memory estimate: the model must contain a Linear layer (its "
+                                "first one sets the input width)")
+    if not isinstance(mods[0], Linear):
+        raise InvalidValueError(f"memory estimate: the model must start with a Linear layer, "
+                                f"got {type(mods[0]).__name__}")
+    dt = np.dtype(dtype) if dtype is not None else _model_dtype(model)
+    if dt.kind != "f":
+        raise InvalidValueError(f"memory estimate: dtype must be floating, got {dt}")
+    s = dt.itemsize
+    layers = []
+    shape: tuple[int, ...] = (mods[0].in_features,)
+    for m in mods:
+        if isinstance(m, Linear):
+            if shape != (m.in_features,):
+                raise InvalidValueError(f"memory estimate: {type(m).__name__} expects "
+                                        f"{m.in_features} features, gets shape {shape}")
+            layers.append(_linear_layer(m.in_features, m.out_features, m.bias is not None, s))
+            shape = (m.out_features,)
+        else:
+            layer, shape = _trace_layer(m, shape, dt)
+            layers.append(layer)
+    if len(shape) != 1:
+        raise InvalidValueError(f"memory estimate: the model's output must be (N, classes) "
+                                f"logits, got per-sample shape {shape}")
+    return _Plan(tuple(layers), mods[0].in_features * s, shape[0], s)
+
+
+def _mlp_plan(sizes: Sequence[int], activation: Any = "relu", dtype: Any = "float32",
+              dropout: float = 0.0, bias: bool = True) -> _Plan:
+    """The plan of ``nn.MLP(sizes, activation, dropout=dropout)`` without building its weights."""
+    from ..nn import Dropout, get_activation
+
+    dt = np.dtype(dtype)
+    s = dt.itemsize
+    profiles: dict[Any, _Layer] = {}
+    layers = []
+    for l in range(1, len(sizes)):
+        layers.append(_linear_layer(sizes[l - 1], sizes[l], bias, s))
+        if l < len(sizes) - 1:
+            mods = [get_activation(activation)] + ([Dropout(dropout)] if dropout > 0 else [])
+            for m in mods:
+                key = (type(m).__name__, sizes[l])
+                if key not in profiles:
+                    profiles[key] = _trace_layer(m, (sizes[l],), dt)[0]
+                layers.append(profiles[key])
+    return _Plan(tuple(layers), sizes[0] * s, sizes[-1], s)
+
+
+# ---------------------------------------------------------------------------- optimizer state
+
+_OPT_STATE = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1}
+
+
+def _optimizer_factor(optimizer: Any) -> tuple[float, int]:
+    """(state arrays per parameter, parameter-sized temporaries during the update)."""
+    if isinstance(optimizer, str):
+        key = optimizer.lower().replace("-", "").replace("_", "")
+        if key not in _OPT_STATE:
+            raise InvalidValueError(f"unknown optimizer {optimizer!r}; expected one of "
+                                    f"{sorted(_OPT_STATE)} or an optimizer instance")
+        return _OPT_STATE[key], 1
+    from .. import optim
+
+    groups = getattr(optimizer, "param_groups", None)
+    if groups is None:
+        raise InvalidValueError(f"optimizer must be a name or an Optimizer, got "
+                                f"{type(optimizer).__name__}")
+    g = groups[0]
+    decay = 1 if g.get("weight_decay", 0.0) and not isinstance(optimizer, optim.AdamW) else 0
+    if isinstance(optimizer, optim.SGD):
+        return (1 if g["momentum"] else 0), 1 + decay
+    if isinstance(optimizer, (optim.Adam, optim.AdamW)):
+        return 2 + (1 if g["amsgrad"] else 0), 1 + decay
+    if isinstance(optimizer, optim.RMSprop):
+        return 1 + (g["momentum"] > 0) + bool(g["centered"]), 1 + decay
+    if isinstance(optimizer, optim.Adagrad):
+        return 1, 1 + decay
+    return 2, 2  # an unknown optimizer: assume Adam-like
