@@ -202,6 +202,9 @@ def train(
                                       "the largest batch whose training step fits, e.g. 2GiB."),
     epochs: int = typer.Option(None, "--epochs", help="Epochs in total. Default: 30."),
     weight_decay: float = typer.Option(None, "--weight-decay"),
+    dropout: float = typer.Option(None, "--dropout", help="Dropout after each hidden layer."),
+    standardize: bool = typer.Option(None, "--standardize/--no-standardize", help="Scale "
+                                     "features with training statistics. Default: on."),
     early_stopping: int = typer.Option(None, "--early-stopping", help="Stop after N epochs "
                                        "without a better validation loss; keep the best weights."),
     val_size: float = typer.Option(None, "--val-size", help="Validation fraction. Default 0.1."),
@@ -220,6 +223,7 @@ def train(
 
     given = {"dataset": dataset, "target": target, "activation": activation, "loss": loss,
              "optimizer": optimizer, "lr": lr, "epochs": epochs, "weight_decay": weight_decay,
+             "dropout": dropout, "standardize": standardize,
              "early_stopping": early_stopping, "val_size": val_size, "noise": noise,
              "seed": seed}
     given = {k: v for k, v in given.items() if v is not None}
@@ -272,8 +276,11 @@ def _auto_batch_size(cfg: Any, budget: str | None) -> int:
     from .runs import build
 
     setup = build(cfg)
-    return int(memory.max_batch_size(setup.model, memory.parse_bytes(budget),
-                                     optimizer=cfg.optimizer))
+    size = int(memory.max_batch_size(setup.model, memory.parse_bytes(budget),
+                                     optimizer=setup.optimizer))
+    if size < 1:
+        fail(f"not even one sample fits a training step in {budget}")
+    return size
 
 
 @app.command()
@@ -372,6 +379,55 @@ def datasets() -> None:
         table.add_row(info.name, info.task, str(info.n_features), str(info.num_classes),
                       str(info.n_train), str(info.n_test), info.source)
     Console(width=160).print(table)
+
+
+@app.command("memory")
+@user_errors
+def memory_cmd(
+    hidden: str = typer.Option("1024,1024", "--hidden", help="Hidden layer sizes."),
+    input_dim: int = typer.Option(784, "--input-dim", help="Input features."),
+    classes: int = typer.Option(10, "--classes", help="Output classes."),
+    batch_sizes: str = typer.Option("32,128,512,2048,8192", "--batch-sizes",
+                                    help="Batch sizes to tabulate."),
+    budget: str = typer.Option(None, "--budget", help="Memory budget, e.g. 2GiB: report the "
+                               "largest batch that fits."),
+    activation: str = typer.Option("relu", "--activation"),
+    dtype: str = typer.Option("float32", "--dtype"),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd, momentum, adam, adamw, "
+                                  "rmsprop or adagrad (their state costs memory)."),
+    segments: int = typer.Option(None, "--segments", help="Checkpoint segments (default "
+                                 "about sqrt(L))."),
+    plot: Path = typer.Option(None, "--plot", help="Write the stacked-bar plot here (.png/.svg)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Training-step memory of an MLP by batch size: parameters, gradients, optimizer state and
+    saved activations, with and without activation checkpointing."""
+    import json
+
+    from .memory import plot_report, report
+    from .runs import parse_hidden
+
+    sizes = _positive_ints(batch_sizes, "--batch-sizes")
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
+        fail(f"{plot}: the plot is written as .png or .svg")
+    rep = report(parse_hidden(hidden), input_dim, classes, sizes, activation=activation,
+                 dtype=dtype, optimizer=optimizer, checkpoint_segments=segments, budget=budget)
+    if as_json:
+        typer.echo(json.dumps(rep.as_dict(), indent=2))
+    else:
+        typer.echo(rep.table())
+    if plot is not None:
+        typer.echo(f"wrote {plot_report(rep, plot)}")
+
+
+def _positive_ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        fail(f"{what} must be comma-separated positive integers, got {text!r}")
+    if not values or any(v < 1 for v in values):
+        fail(f"{what} must be comma-separated positive integers, got {text!r}")
+    return values
 
 
 def main() -> None:

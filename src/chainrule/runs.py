@@ -34,20 +34,35 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 META_KEY = "run"
 
 
+# Settings that reach the documented accuracy on data sets where the global defaults do not;
+# they apply only to options the user did not set. ``chainrule datasets`` and the README list them.
+RECOMMENDED: dict[str, dict[str, Any]] = {
+    "spirals": {"hidden": [64, 64], "epochs": 100},
+    "mnist1d": {"hidden": [256, 256], "lr": 0.003, "batch_size": 100, "epochs": 150,
+                "dropout": 0.2},
+}
+DEFAULTS: dict[str, Any] = {"hidden": [128], "lr": 3e-3, "batch_size": 32, "epochs": 30,
+                            "dropout": 0.0}
+
+
 @dataclass
 class TrainConfig:
-    """Every option of a training run (the defaults are the documented ones)."""
+    """Every option of a training run. ``hidden``, ``lr``, ``batch_size``, ``epochs`` and
+    ``dropout`` left at None take the data set's recommended value (``RECOMMENDED``) or the global
+    default (``DEFAULTS``: one hidden layer of 128, Adam at 3e-3, batches of 32, 30 epochs, no
+    dropout)."""
 
     dataset: str = "digits"
     target: str | None = None
-    hidden: list[int] = field(default_factory=lambda: [128])
+    hidden: list[int] | None = None
     activation: str = "relu"
     loss: str = "auto"
     optimizer: str = "adam"
-    lr: float = 3e-3
-    batch_size: int = 32
-    epochs: int = 30
+    lr: float | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
     weight_decay: float = 0.0
+    dropout: float | None = None
     early_stopping: int | None = None
     val_size: float = 0.1
     standardize: bool = True
@@ -58,11 +73,20 @@ class TrainConfig:
     out: str | None = None
     dtype: str = "float32"
 
+    def resolve(self) -> TrainConfig:
+        """Fill options left at None from the data set's recommendations, then the defaults."""
+        key = str(self.dataset).lower().replace("-", "_")
+        for name, value in {**DEFAULTS, **RECOMMENDED.get(key, {})}.items():
+            if getattr(self, name) is None:
+                setattr(self, name, list(value) if isinstance(value, list) else value)
+        return self
+
     @classmethod
     def fields(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
     def validate(self) -> TrainConfig:
+        self.resolve()
         if self.loss not in LOSSES:
             raise InvalidValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.optimizer not in OPTIMIZERS:
@@ -197,7 +221,7 @@ def build(config: TrainConfig, data: Any = None) -> Setup:
     sizes = [data.n_features, *config.hidden, n_out]
     model = cr.nn.MLP(sizes, activation=config.activation,
                       output_activation=("tanh" if prediction == "sign" else None),
-                      dtype=config.dtype)
+                      dropout=config.dropout, dtype=config.dtype)
     loss_fn = {"cross-entropy": F.cross_entropy, "square": F.mse_loss,
                "bce": F.binary_cross_entropy_with_logits}[loss]
     opt_cls = {"sgd": cr.optim.SGD, "momentum": cr.optim.SGD, "adam": cr.optim.Adam,
