@@ -30,7 +30,28 @@ from .random import Generator, default_generator, manual_seed
 from .tensor import Tensor
 from .testing import gradcheck
 
+# Functions whose module has the same name are imported eagerly (both modules are small and
+# depend on the engine only), so ``cr.checkpoint`` and ``cr.explain`` are always the functions.
+from .checkpoint import checkpoint, checkpoint_sequential  # noqa: E402
+from .explain import explain  # noqa: E402
+
 __version__ = "0.1.0"
+
+# The layers above the engine load on first use (PEP 562), so ``import chainrule`` stays light and
+# the engine never depends on them: ``cr.nn``, ``cr.optim``, ``cr.save``, ...
+_LAZY_MODULES = ("nn", "optim", "data", "io", "memory", "train", "reference", "runs", "viz",
+                 "sklearn")
+_LAZY_FUNCTIONS = {"save": "io", "load": "io", "load_state": "io"}
+
+
+def __getattr__(name: str):  # noqa: ANN202 - module-level attribute hook
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_FUNCTIONS:
+        return getattr(importlib.import_module(f".{_LAZY_FUNCTIONS[name]}", __name__), name)
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "arange", "eye", "zeros_like", "ones_like",
@@ -44,4 +65,6 @@ __all__ = [
     "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "permute", "pow", "relu",
     "reshape", "sigmoid", "sign", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum",
     "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
+    "nn", "optim", "save", "load", "load_state", "checkpoint", "checkpoint_sequential",
+    "explain",
 ]

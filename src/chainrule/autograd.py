@@ -10,21 +10,35 @@ state (see ``chainrule.memory``).
 many consumers will send it a gradient, then processes nodes whose count has reached zero, so each
 node's vector-Jacobian product runs once with its complete gradient, and that gradient is freed as
 soon as it has been used (the scheme of HIPS autograd's ``toposort``/``backward_pass``).
+
+In-place modification is tracked with version counters: every tensor carries a one-element list
+that in-place writes increment (views and ``detach()`` share their base's list). A node snapshots
+the counters of its inputs and its output; backward refuses to run a node whose snapshot is stale,
+because its saved arrays may no longer hold the values the forward saw.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import importlib
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import ChainruleError, DTypeError, GraphError, IndexingError, ShapeError
+from .backend import get_xp
+from .errors import (
+    ChainruleError, DTypeError, GraphError, IndexingError, InvalidValueError, ShapeError,
+)
 
 if TYPE_CHECKING:
     from .ops.registry import Primitive
     from .tensor import Tensor
+
+# tensor.py imports this module, and apply() makes Tensors: a module reference (not the class,
+# which does not exist yet while the two are first imported) resolves the cycle. import_module,
+# because the package attribute ``chainrule.tensor`` is the factory function, not this module.
+_tensor = importlib.import_module(".tensor", __package__)
 
 _grad_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "chainrule_grad_enabled", default=True
@@ -88,17 +102,20 @@ class Node:
     Attributes:
         prim: the :class:`~chainrule.ops.registry.Primitive` that ran.
         parents: per input, the ``Node`` that produced it, the leaf ``Tensor`` itself (which
-            receives its gradient in ``.grad``), or ``None`` when that input needs no gradient.
+            receives its gradient in ``.grad``), or ``None`` when that input needs no gradient
+            (a constant, a Python number, a tensor that does not require grad).
         needs: per input, whether its gradient is wanted (lets a VJP skip work, e.g. the
             gradient of a network's input).
         saved: whatever the primitive's forward stored for its VJP (``None`` if nothing).
         shape, dtype: of the output, used to shape and cast incoming gradients.
-        versions: ``(counter, value)`` pairs for the inputs and the output, so backward can tell
-            that saved data was modified in place since it was recorded.
+        versions: the version counters of the tensor inputs and of the output (none when the
+            primitive saved nothing, so that no in-place change can affect its VJP).
+        version_sum: the sum of those counters' values when the node was recorded.
         retained: weak reference to the output tensor when ``retain_grad()`` was called on it.
     """
 
-    __slots__ = ("prim", "parents", "needs", "saved", "shape", "dtype", "versions", "retained")
+    __slots__ = ("prim", "parents", "needs", "saved", "shape", "dtype", "versions", "version_sum",
+                 "retained")
 
     def __init__(self, prim: Primitive, parents: tuple[Any, ...], needs: tuple[bool, ...]) -> None:
         self.prim = prim
@@ -115,54 +132,92 @@ class Node:
         return f"<{self.prim.name} node>"
 
 
-def apply(prim: Primitive, inputs: tuple[Tensor, ...], *params: Any) -> Tensor:
-    """Run ``prim`` on tensors ``inputs`` (plus non-tensor ``params``) and record it if needed."""
-    from .tensor import Tensor
+def apply(prim: Primitive, inputs: tuple[Any, ...], *params: Any) -> Tensor:
+    """Run ``prim`` on ``inputs`` (plus non-tensor ``params``) and record a node if needed.
 
-    arrays = [t.data for t in inputs]
+    ``inputs`` are tensors; a binary elementwise primitive may also get a Python number, which
+    reaches its forward as a NumPy "weak" scalar (it takes the other operand's dtype) and is a
+    constant of the graph. A node is recorded when grad mode is on, the primitive is
+    differentiable, some input requires grad and the output is floating.
+    """
+    Tensor = _tensor.Tensor
     node = None
     if prim.differentiable and _grad_enabled.get():
-        needs = tuple([t._requires_grad for t in inputs])
+        needs = tuple([isinstance(t, Tensor) and t._requires_grad for t in inputs])
         if True in needs:
-            parents = tuple(
-                [(t._node or t) if r else None for t, r in zip(inputs, needs)]
-            )
+            parents = tuple([(t._node or t) if n else None for t, n in zip(inputs, needs)])
             node = Node(prim, parents, needs)
+    arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
     try:
         out = prim.forward(node, *arrays, *params)
     except ChainruleError:
         raise
-    except (ValueError, TypeError, IndexError) as exc:
-        shapes = ", ".join(str(tuple(a.shape)) for a in arrays)
-        kind = next(k for base, k in _ERROR_KINDS.items() if isinstance(exc, base))
-        raise kind(f"{prim.name}: cannot apply to inputs of shape {shapes}: {exc}") from None
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise _forward_error(prim, arrays, exc) from None
+    if node is not None and out.dtype.kind != "f":
+        node = None  # integer and bool results are constants: nothing flows back through them
     result = Tensor._from_op(out, node)
-    if node is not None:
-        node.shape = out.shape
-        node.dtype = out.dtype
-        node.versions = tuple([(t._version, t._version[0]) for t in inputs]) + (
-            (result._version, 0),
-        )
+    if prim.view and get_xp(out).may_share_memory(out, arrays[0]):
+        # A view writes through to its base (recorded or not): share the counter, so an in-place
+        # write to either invalidates every node that saved the other.
+        result._version = inputs[0]._version
+    if node is None:
+        return result
+    node.shape = out.shape
+    node.dtype = out.dtype
+    if node.saved is None:
+        node.versions = ()  # a VJP that saved nothing cannot see an in-place change
+        return result
+    # Counters only grow, so their sum changes exactly when one of them is bumped.
+    counters = [result._version]
+    total = result._version[0]
+    for t in inputs:
+        if isinstance(t, Tensor):
+            counter = t._version
+            counters.append(counter)
+            total += counter[0]
+    node.versions = tuple(counters)
+    node.version_sum = total
     return result
 
 
-_ERROR_KINDS: dict[type[Exception], type[Exception]] = {
-    ValueError: ShapeError,
-    TypeError: DTypeError,
-    IndexError: IndexingError,
-}
+def _forward_error(prim: Primitive, arrays: list[Any], exc: Exception) -> ChainruleError:
+    """A backend exception from a forward as a chainrule error naming the op, shapes and dtypes."""
+    described = ", ".join(
+        f"{tuple(a.shape)} {a.dtype}" if hasattr(a, "shape") else repr(a) for a in arrays
+    )
+    text = f"{prim.name}: cannot apply to inputs {described}: {str(exc).rstrip('.')}"
+    if isinstance(exc, IndexError):
+        return IndexingError(f"{text}; expected indices within the tensor's shape")
+    if isinstance(exc, TypeError):
+        return DTypeError(f"{text}; expected dtypes this operation supports")
+    if isinstance(exc, OverflowError):
+        return InvalidValueError(f"{text}; expected a value that fits the tensor's dtype")
+    # NumPy raises ValueError both for shapes that do not broadcast and for bad values (an
+    # integer to a negative integer power): tell them apart by what the message talks about.
+    if "broadcast" in str(exc):
+        shapes = " and ".join(str(tuple(a.shape)) for a in arrays if hasattr(a, "shape"))
+        return ShapeError(f"{prim.name}: shapes {shapes} do not broadcast together: expected "
+                          "the dimensions, aligned from the right, to be equal or 1")
+    if any(w in str(exc) for w in ("shape", "dimension", "axis", "size")):
+        return ShapeError(f"{text}; expected compatible shapes")
+    return InvalidValueError(text)
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``g`` over the axes that broadcasting added or stretched, giving an array of ``shape``.
 
     The single broadcasting rule of the engine: every binary op's gradient passes through here.
+    Shape: ``g`` has the broadcast shape, of which ``shape`` is a broadcastable part; the result
+    has ``shape``.
     """
     if g.shape == shape:
         return g
     extra = g.ndim - len(shape)
-    if extra:
+    if extra > 0:
         g = g.sum(axis=tuple(range(extra)))
+    elif extra < 0:  # fewer axes than the input (a VJP that kept a size-1 axis squeezed)
+        g = g.reshape((1,) * -extra + g.shape)
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     if stretched:
         g = g.sum(axis=stretched, keepdims=True)
@@ -177,14 +232,70 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
         grad: the vector of the vector-Jacobian product, shape ``root.shape``; may be omitted
             only when ``root`` has one element (it is then 1).
         retain_graph: keep saved state so backward can run through this graph again.
-    """
-    from .backend import get_xp
 
+    Raises:
+        GraphError: ``root`` does not require grad, ``grad`` is missing for a non-scalar, the
+            graph was already released by an earlier backward, or a tensor it saved was modified
+            in place. These are all detected before any ``.grad`` is touched.
+    """
     if not root._requires_grad:
         raise GraphError(
             "backward() on a tensor that does not require grad: no input of the computation "
             "had requires_grad=True (or it was computed under no_grad())"
         )
+    seed = _seed(root, grad)
+    start = root._node
+    if start is None:  # a leaf: its gradient is the seed itself (copied: it may be the user's)
+        _accumulate(root, seed, copy=True)
+        return
+    pending = _count_consumers(start)
+
+    # Process nodes once all their consumers have contributed; free each gradient after use.
+    grads: dict[Node, Any] = {start: seed}
+    ready = [start]
+    while ready:
+        node = ready.pop()
+        g = grads.pop(node, None)
+        parents = node.parents
+        if g is None:  # every consumer sent None (e.g. a checkpoint's parameters): nothing to do
+            in_grads: tuple[Any, ...] = (None,) * len(parents)
+        else:
+            if node.retained is not None:
+                owner = node.retained()
+                if owner is not None:
+                    _accumulate(owner, g, copy=True)
+            in_grads = node.prim.vjp(node, g)
+            if len(in_grads) != len(parents):
+                raise GraphError(f"{node.prim.name}: the VJP returned {len(in_grads)} "
+                                 f"gradients for {len(parents)} inputs")
+        if not retain_graph:
+            node.saved = _RELEASED
+        for parent, gi in zip(parents, in_grads):
+            if parent is None:
+                continue
+            if gi is not None:
+                if gi.shape != parent.shape:
+                    gi = unbroadcast(gi, parent.shape)
+                if gi.dtype != parent.dtype:
+                    gi = gi.astype(parent.dtype)
+            if type(parent) is Node:
+                if gi is not None:
+                    have = grads.get(parent)
+                    grads[parent] = gi if have is None else have + gi
+                left = pending[parent] - 1
+                pending[parent] = left
+                if left == 0:
+                    ready.append(parent)
+            elif gi is not None:
+                # The first gradient becomes the leaf's .grad: copy it when it may alias the
+                # incoming gradient (the user's seed), a view, or another input's gradient.
+                shared = (gi is g or gi.base is not None or not _writeable(gi)
+                          or sum([h is gi for h in in_grads]) > 1)
+                _accumulate(parent, gi, copy=shared)
+
+
+def _seed(root: Tensor, grad: Any) -> Any:
+    """The gradient that starts the backward pass, as an array of root's shape and dtype."""
     xp = get_xp(root.data)
     if grad is None:
         if root.data.size != 1:
@@ -192,23 +303,24 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 f"backward() without a gradient needs a scalar, but the tensor has shape "
                 f"{tuple(root.shape)}: pass grad= of that shape, or reduce it first (e.g. .sum())"
             )
-        seed = xp.ones(root.shape, dtype=root.dtype)
-    else:
-        seed = grad.data if hasattr(grad, "_node") else xp.asarray(grad)
-        if tuple(seed.shape) != tuple(root.shape):
-            raise ShapeError(
-                f"backward(): grad has shape {tuple(seed.shape)} but the tensor has shape "
-                f"{tuple(root.shape)}"
-            )
-        if seed.dtype != root.dtype:
-            seed = seed.astype(root.dtype)
+        return xp.ones(root.shape, dtype=root.dtype)
+    seed = grad.data if isinstance(grad, _tensor.Tensor) else xp.asarray(grad)
+    if seed.dtype.kind not in "biuf":
+        raise DTypeError(f"backward(): grad must be numeric, got dtype {seed.dtype}")
+    if tuple(seed.shape) != tuple(root.shape):
+        raise ShapeError(
+            f"backward(): grad has shape {tuple(seed.shape)} but the tensor has shape "
+            f"{tuple(root.shape)}"
+        )
+    return seed if seed.dtype == root.dtype else seed.astype(root.dtype)
 
-    start = root._node
-    if start is None:  # a leaf: its gradient is the seed itself
-        _accumulate_leaf(root, seed, seed, xp)
-        return
 
-    # 1. Count, for each reachable node, how many consumers will send it a gradient.
+def _count_consumers(start: Node) -> dict[Node, int]:
+    """For every node reachable from ``start``, how many consumers will send it a gradient.
+
+    Also refuses, before anything is computed, a graph that an earlier backward released or whose
+    saved data was modified in place.
+    """
     pending: dict[Node, int] = {}
     stack = [start]
     seen = {start}
@@ -219,57 +331,33 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 f"backward through the graph a second time (at {node.prim.name}): its saved "
                 "state was freed by the first backward(); pass retain_graph=True to the first call"
             )
+        if node.versions:
+            now = 0
+            for counter in node.versions:
+                now += counter[0]
+            if now != node.version_sum:
+                raise GraphError(
+                    f"a tensor needed to differentiate {node.prim.name} (shape "
+                    f"{tuple(node.shape)}) was modified by an in-place operation after it was "
+                    "used; compute on a copy (or out of place)"
+                )
         for parent in node.parents:
             if type(parent) is Node:
                 pending[parent] = pending.get(parent, 0) + 1
                 if parent not in seen:
                     seen.add(parent)
                     stack.append(parent)
-
-    # 2. Process nodes once all their consumers have contributed; free each gradient after use.
-    grads: dict[Node, Any] = {start: seed}
-    ready = [start]
-    while ready:
-        node = ready.pop()
-        g = grads.pop(node)
-        if node.retained is not None:
-            owner = node.retained()
-            if owner is not None:
-                _accumulate_leaf(owner, g, None, xp)
-        for counter, value in node.versions:
-            if counter[0] != value:
-                raise GraphError(
-                    f"a tensor needed to differentiate {node.prim.name} was modified by an "
-                    "in-place operation after it was used; compute on a copy (or out of place)"
-                )
-        in_grads = node.prim.vjp(node, g)
-        if not retain_graph:
-            node.saved = _RELEASED
-        for parent, gi in zip(node.parents, in_grads):
-            if parent is None or gi is None:
-                continue
-            if gi.shape != parent.shape:
-                gi = unbroadcast(gi, parent.shape)
-            if gi.dtype != parent.dtype:
-                gi = gi.astype(parent.dtype)
-            if type(parent) is Node:
-                if parent in grads:
-                    grads[parent] = grads[parent] + gi
-                else:
-                    grads[parent] = gi
-                left = pending[parent] - 1
-                pending[parent] = left
-                if left == 0:
-                    ready.append(parent)
-            else:
-                _accumulate_leaf(parent, gi, g, xp)
+    return pending
 
 
-def _accumulate_leaf(t: Tensor, g: Any, upstream: Any, xp: Any) -> None:
-    """``t.grad += g``; the first gradient is copied when it may alias another array."""
+def _writeable(a: Any) -> bool:
+    return getattr(a.flags, "writeable", True)  # CuPy's flags have no "writeable"
+
+
+def _accumulate(t: Tensor, g: Any, copy: bool) -> None:
+    """``t.grad += g`` out of place, so no array the user holds is ever written; ``copy`` the
+    first gradient when ``g`` may be shared with another array."""
     if t.grad is None:
-        if upstream is None or xp.may_share_memory(g, upstream) or not getattr(g.flags, "writeable", True):
-            g = g.copy()
-        t.grad = g
+        t.grad = g.copy() if copy else g
     else:
         t.grad = t.grad + g

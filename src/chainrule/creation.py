@@ -16,7 +16,7 @@ import numpy as np
 from . import random as _random
 from .backend import device_of, get_xp, move_to, xp_for_device
 from .dtypes import as_dtype, get_default_dtype
-from .errors import InvalidValueError
+from .errors import DTypeError, InvalidValueError
 from .tensor import Tensor
 
 
@@ -34,6 +34,13 @@ def _shape(op: str, size: tuple[Any, ...]) -> tuple[int, ...]:
 
 def _float_dtype(dtype: Any) -> np.dtype:
     return get_default_dtype() if dtype is None else as_dtype(dtype)
+
+
+def _random_dtype(op: str, dtype: Any) -> np.dtype:
+    dt = _float_dtype(dtype)
+    if dt.kind != "f":
+        raise DTypeError(f"{op}: samples are floating point; got dtype {dt} (use randint)")
+    return dt
 
 
 def _make(arr: Any, requires_grad: bool, device: str | None) -> Tensor:
@@ -79,6 +86,8 @@ def ones(*size: Any, dtype: Any = None, requires_grad: bool = False,
 def full(size: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False,
          device: str | None = None) -> Tensor:
     """A tensor filled with ``fill_value``. Shape: ``size``."""
+    if not isinstance(fill_value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        raise InvalidValueError(f"full: fill_value must be a number, got {fill_value!r}")
     if dtype is None and isinstance(fill_value, (bool, np.bool_)):
         dtype = np.bool_
     elif dtype is None and isinstance(fill_value, (int, np.integer)):
@@ -135,7 +144,7 @@ def rand(*size: Any, dtype: Any = None, requires_grad: bool = False, device: str
          generator: _random.Generator | None = None) -> Tensor:
     """Uniform samples from [0, 1). Shape: ``size``."""
     gen = _random.resolve(generator)
-    arr = gen.uniform(_shape("rand", size), 0.0, 1.0, _float_dtype(dtype))
+    arr = gen.uniform(_shape("rand", size), 0.0, 1.0, _random_dtype("rand", dtype))
     return _make(arr, requires_grad, device)
 
 
@@ -143,7 +152,7 @@ def randn(*size: Any, dtype: Any = None, requires_grad: bool = False, device: st
           generator: _random.Generator | None = None) -> Tensor:
     """Standard normal samples. Shape: ``size``."""
     gen = _random.resolve(generator)
-    arr = gen.normal(_shape("randn", size), 0.0, 1.0, _float_dtype(dtype))
+    arr = gen.normal(_shape("randn", size), 0.0, 1.0, _random_dtype("randn", dtype))
     return _make(arr, requires_grad, device)
 
 

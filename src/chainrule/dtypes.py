@@ -57,7 +57,7 @@ def as_dtype(dtype: Any) -> np.dtype:
         return get_default_dtype()
     try:
         dt = np.dtype(dtype)
-    except TypeError as exc:
+    except TypeError:
         raise DTypeError(f"unknown dtype {dtype!r}") from None
     if dt.kind not in "biuf":
         raise DTypeError(f"dtype {dt} is not supported: chainrule tensors hold bool, int or float")
@@ -74,7 +74,7 @@ def scalar_dtype(value: Any, like: np.dtype) -> np.dtype:
     if isinstance(value, (bool, np.bool_)):
         return like
     if isinstance(value, (int, np.integer)):
-        return like
+        return like if like.kind != "b" else int64  # True + 2 is 3, not True
     if isinstance(value, (float, np.floating)):
         return like if is_floating(like) else get_default_dtype()
     raise DTypeError(f"cannot combine a tensor with a value of type {type(value).__name__}")

@@ -13,19 +13,23 @@ class ChainruleError(Exception):
 
 
 class ShapeError(ChainruleError, ValueError):
-    """Shapes that cannot be combined: matmul inner dimensions, broadcasting, reshape sizes, axes."""
+    """Shapes that cannot be combined: matmul inner dimensions, broadcasting, reshape sizes,
+    axes."""
 
 
 class DTypeError(ChainruleError, TypeError):
-    """A dtype that an operation cannot take (strings, objects, integers where gradients are needed)."""
+    """A dtype that an operation cannot take (strings, objects, integers where gradients are
+    needed)."""
 
 
 class GraphError(ChainruleError, RuntimeError):
-    """Misuse of the recorded graph: backward twice, backward on a constant, in-place on saved data."""
+    """Misuse of the recorded graph: backward twice, backward on a constant, in-place on saved
+    data."""
 
 
 class InvalidValueError(ChainruleError, ValueError):
-    """A value that cannot be used: NaN where a number is required, an unknown option, a bad seed."""
+    """A value that cannot be used: NaN where a number is required, an unknown option, a bad
+    seed."""
 
 
 class GradcheckError(ChainruleError, AssertionError):

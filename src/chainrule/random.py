@@ -59,6 +59,10 @@ class Generator:
         return self._rng
 
     def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: Any) -> np.ndarray:
+        if low == 0 and high == 1 and np.dtype(dtype) in (np.float32, np.float64):
+            # Drawn in the target dtype: a float64 draw just below 1 would round up to 1.0 when
+            # cast to float32, outside [0, 1). (float64 draws are the same numbers as before.)
+            return self._rng.random(size=shape, dtype=dtype)
         return self._rng.uniform(low, high, size=shape).astype(dtype, copy=False)
 
     def normal(self, shape: tuple[int, ...], mean: float, std: float, dtype: Any) -> np.ndarray:
@@ -92,5 +96,6 @@ def resolve(generator: Generator | None) -> Generator:
     if generator is None:
         return default_generator
     if not isinstance(generator, Generator):
-        raise InvalidValueError(f"generator must be a chainrule.Generator, got {type(generator).__name__}")
+        raise InvalidValueError(
+            f"generator must be a chainrule.Generator, got {type(generator).__name__}")
     return generator

@@ -6,6 +6,7 @@ derivative rules. Python scalars are "weak": ``x * 2.0`` keeps ``x``'s dtype.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 from . import autograd
 from .backend import device_of, get_xp, move_to, to_numpy, xp_for_device
 from .dtypes import as_dtype, get_default_dtype, is_floating, scalar_dtype
-from .errors import DTypeError, GraphError, InvalidValueError
+from .errors import DTypeError, GraphError, IndexingError, InvalidValueError, ShapeError
 
 _SCALARS = (int, float, bool, np.integer, np.floating, np.bool_)
 
@@ -23,9 +24,18 @@ _SCALARS = (int, float, bool, np.integer, np.floating, np.bool_)
 class Tensor:
     """An n-dimensional array that records the operations applied to it.
 
+    Floating tensors (float32 by default) can require grad; integer and bool tensors never do.
+    Arithmetic, comparison and ``@`` operators work with tensors, Python numbers and arrays on
+    either side; comparisons return bool tensors, which carry no gradient. In-place operators
+    (``+=``, ``add_``, ``x[i] = v``) write into ``data`` outside any graph and bump a version
+    counter shared with views, so a graph that saved the old values refuses to backpropagate;
+    see :meth:`_inplace` for what they do on a tensor the graph tracks.
+
     Attributes:
         data: the backend array (``numpy.ndarray`` on the CPU, ``cupy.ndarray`` on a GPU).
-        grad: the accumulated gradient, an array of ``data``'s shape and dtype, or ``None``.
+        grad: the accumulated gradient, an array of ``data``'s shape and dtype, or ``None``;
+            never shared with another tensor's data or gradient, nor with a seed passed to
+            ``backward``. Non-leaf tensors keep it only after :meth:`retain_grad`.
     """
 
     __slots__ = ("data", "grad", "_requires_grad", "_node", "_version", "__weakref__")
@@ -50,7 +60,7 @@ class Tensor:
         t.grad = None
         t._node = node
         t._version = [0]
-        t._requires_grad = node is not None and data.dtype.kind == "f"
+        t._requires_grad = node is not None  # apply() records nodes for floating outputs only
         return t
 
     # ------------------------------------------------------------------ properties
@@ -139,6 +149,12 @@ class Tensor:
     def zero_grad(self) -> None:
         """Reset ``.grad`` to ``None``."""
         self.grad = None
+
+    def bump_version(self) -> None:
+        """Record that ``data`` was written in place outside chainrule's operators (an optimizer
+        updating ``p.data`` with ``out=`` ufuncs), so that a graph which saved the old values
+        refuses to backpropagate instead of using the new ones."""
+        self._version[0] += 1
 
     # ------------------------------------------------------------------ conversion
     def numpy(self) -> np.ndarray:
@@ -306,7 +322,9 @@ class Tensor:
                 "build the result out of place (cr.where, cr.concat) or assign under no_grad()"
             )
         v = value.data if isinstance(value, Tensor) else value
-        self.data[_ops.index_arrays(index)] = v
+        idx = _ops.index_arrays(index)
+        with _writing("item assignment", self):
+            self.data[idx] = v
         self._version[0] += 1
 
     # In-place operators: on tensors outside any graph they write into ``data``; on tensors the
@@ -344,7 +362,8 @@ class Tensor:
         if autograd.is_grad_enabled() and self._requires_grad:
             raise GraphError("copy_() into a tensor that requires grad: do it under no_grad()")
         arr = src.data if isinstance(src, Tensor) else src
-        get_xp(self.data).copyto(self.data, arr, casting="same_kind")
+        with _writing("copy_", self):
+            get_xp(self.data).copyto(self.data, arr, casting="same_kind")
         self._version[0] += 1
         return self
 
@@ -353,6 +372,15 @@ class Tensor:
         return self.copy_(0)
 
     def _inplace(self, other: Any, fn: Any, name: str) -> Tensor:
+        """``self <name>= other``.
+
+        Outside any graph (grad mode off, or neither side requires grad) this writes into
+        ``data`` and bumps the version counter, so graphs that saved the old values refuse to
+        backpropagate. On a tensor the graph tracks it computes out of place and rebinds ``self``
+        to the result (the saved arrays stay intact, so the gradient is right; views taken
+        earlier keep the old values). A leaf that requires grad cannot be updated in place
+        while recording: its ``.grad`` would belong to a value that no longer exists.
+        """
         other_t = other if isinstance(other, Tensor) else None
         tracking = autograd.is_grad_enabled() and (
             self._requires_grad or (other_t is not None and other_t._requires_grad)
@@ -366,18 +394,20 @@ class Tensor:
             result = fn(self, other)
             if result.shape != self.shape:
                 raise _shape_error(name, self.shape, result.shape)
+            if result.dtype != self.dtype:
+                result = result.astype(self.dtype)
+            old = self._node
             self.data, self._node, self._version = result.data, result._node, result._version
             self._requires_grad = True
+            if old is not None and old.retained is not None:
+                old.retained = None  # .grad now belongs to the new value
+                self._node.retained = weakref.ref(self)
             return self
         operand = other_t.data if other_t is not None else other
         xp = get_xp(self.data)
         ufunc = {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.divide}[name]
-        try:
+        with _writing(f"in-place {name}", self):
             ufunc(self.data, operand, out=self.data, casting="same_kind")
-        except (TypeError, ValueError) as exc:
-            raise DTypeError(
-                f"in-place {name} into a {self.dtype} tensor of shape {tuple(self.shape)}: {exc}"
-            ) from None
         self._version[0] += 1
         return self
 
@@ -432,10 +462,12 @@ class Tensor:
     def min(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
         return _ops.min(self, axis, keepdims, **aliases)
 
-    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0, **aliases: Any) -> Tensor:
+    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0,
+            **aliases: Any) -> Tensor:
         return _ops.var(self, axis, keepdims, ddof, **aliases)
 
-    def std(self, axis: Any = None, keepdims: bool = False, ddof: int = 0, **aliases: Any) -> Tensor:
+    def std(self, axis: Any = None, keepdims: bool = False, ddof: int = 0,
+            **aliases: Any) -> Tensor:
         return _ops.std(self, axis, keepdims, ddof, **aliases)
 
     def logsumexp(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
@@ -486,10 +518,32 @@ class Tensor:
         return _ops.broadcast_to(self, shape)
 
 
-def _shape_error(name: str, a: tuple[int, ...], b: tuple[int, ...]) -> Exception:
-    from .errors import ShapeError
+@contextlib.contextmanager
+def _writing(op: str, t: Tensor) -> Iterator[None]:
+    """Turn the backend's errors from a write into ``t.data`` into chainrule errors."""
+    where = f"{op} into a {t.dtype} tensor of shape {tuple(t.shape)}"
+    if not getattr(t.data.flags, "writeable", True):
+        raise InvalidValueError(f"{where}: it is a read-only broadcast view (from expand or "
+                                "broadcast_to); make a copy first")
+    try:
+        yield
+    except IndexError as exc:
+        raise IndexingError(f"{where}: {exc}") from None
+    except ValueError as exc:
+        if "broadcast" in str(exc):
+            raise ShapeError(f"{where}: {exc}; expected a value that broadcasts to the "
+                             "indexed shape") from None
+        raise InvalidValueError(f"{where}: {exc}") from None
+    except TypeError as exc:
+        raise DTypeError(f"{where}: {exc}; expected a result of the tensor's dtype") from None
+    except OverflowError as exc:
+        raise InvalidValueError(f"{where}: {exc}") from None
 
-    return ShapeError(f"in-place {name}: the result has shape {tuple(b)}, the tensor {tuple(a)}")
+
+def _shape_error(name: str, a: tuple[int, ...], b: tuple[int, ...]) -> Exception:
+    return ShapeError(f"in-place {name}: a tensor of shape {tuple(a)} cannot hold the result of "
+                      f"combining it with shape {tuple(b)}: expected an operand that broadcasts "
+                      f"to {tuple(a)}")
 
 
 def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
@@ -501,8 +555,9 @@ def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
     if dt is None and not hasattr(data, "dtype"):
         try:
             probe = np.asarray(data)
-        except ValueError as exc:
-            raise InvalidValueError(f"cannot make a tensor from ragged or mixed data: {exc}") from None
+        except (ValueError, OverflowError) as exc:
+            raise InvalidValueError(
+                f"cannot make a tensor from ragged or mixed data: {exc}") from None
         if probe.dtype.kind == "f" or (probe.dtype == object and _has_floats(data)):
             dt = get_default_dtype()
         elif probe.dtype.kind in "iu":
@@ -519,7 +574,7 @@ def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
             raise DTypeError(f"cannot make a tensor from an array of dtype {data.dtype}")
     try:
         arr = xp.asarray(data) if device is None or dt is None else xp.asarray(data, dtype=dt)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidValueError(f"cannot make a tensor from this data: {exc}") from None
     if dt is not None and arr.dtype != dt:
         if dt.kind in "iub" and arr.dtype.kind == "f" and not bool(xp.isfinite(arr).all()):
@@ -544,19 +599,67 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
         return x
     if like is not None and isinstance(x, _SCALARS):
         xp = get_xp(like.data)
-        return Tensor._from_op(xp.asarray(x, dtype=scalar_dtype(x, like.dtype)), None)
+        try:
+            arr = xp.asarray(x, dtype=scalar_dtype(x, like.dtype))
+        except OverflowError:
+            raise InvalidValueError(f"{x} does not fit in a {like.dtype} tensor") from None
+        return Tensor._from_op(arr, None)
     if like is not None and like.device != "cpu":
         return Tensor(x, device=like.device)
     return Tensor(x)
 
 
-def operands(a: Any, b: Any) -> tuple[Tensor, Tensor]:
-    """Two operands as tensors; a scalar takes the dtype (and device) of the other side."""
-    if isinstance(a, Tensor):
-        return a, (b if isinstance(b, Tensor) else as_tensor(b, a))
-    if isinstance(b, Tensor):
-        return as_tensor(a, b), b
-    return as_tensor(a), as_tensor(b)
+def operands(a: Any, b: Any) -> tuple[Any, Any]:
+    """The two operands of a binary elementwise primitive.
+
+    Tensors pass through. A Python number stays a number: NumPy treats it as a "weak" scalar that
+    takes the tensor's dtype, so ``x * 2.0`` stays float32 and no array or tensor is made for the
+    2.0 (NumPy scalars become Python numbers first, so they are weak too). Anything else (lists,
+    arrays) becomes a tensor. When one side is floating and the other integer or bool, the
+    integer side is cast to the floating dtype (the default one for a Python float), as PyTorch
+    does: NumPy alone would turn int64 with float32 into float64.
+    """
+    if isinstance(a, Tensor):  # the hot paths: x * y of one kind, and x * 2.0
+        if isinstance(b, Tensor):
+            if a.data.dtype.kind == b.data.dtype.kind:
+                return a, b
+        elif type(b) is float and a.data.dtype.kind == "f":
+            return a, b
+    if not isinstance(a, Tensor):
+        if not isinstance(b, Tensor):
+            return as_tensor(a), as_tensor(b)
+        a = _operand(a, b)
+    elif not isinstance(b, Tensor):
+        b = _operand(b, a)
+    a_float, b_float = _is_float(a), _is_float(b)
+    if a_float and not b_float and isinstance(b, Tensor):
+        b = b.astype(a.dtype if isinstance(a, Tensor) else get_default_dtype())
+    elif b_float and not a_float and isinstance(a, Tensor):
+        a = a.astype(b.dtype if isinstance(b, Tensor) else get_default_dtype())
+    return a, b
+
+
+def tensor_operands(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Like :func:`operands`, but numbers become tensors too (for matmul, which needs shapes)."""
+    a, b = operands(a, b)
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, b)
+    if not isinstance(b, Tensor):
+        b = as_tensor(b, a)
+    return a, b
+
+
+def _operand(x: Any, like: Tensor) -> Any:
+    """A Python number for any real scalar, else a tensor on ``like``'s device."""
+    if type(x) in (int, float, bool):
+        return x
+    if isinstance(x, (np.bool_, np.integer, np.floating)):
+        return x.item()
+    return as_tensor(x, like)
+
+
+def _is_float(x: Any) -> bool:
+    return x.data.dtype.kind == "f" if isinstance(x, Tensor) else type(x) is float
 
 
 from . import ops as _ops  # noqa: E402  (ops needs Tensor defined first)

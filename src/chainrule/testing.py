@@ -90,8 +90,11 @@ def gradcheck(
         a = analytic.reshape(-1)
         err = np.abs(a - numeric)
         excess = err - (atol + rtol * np.abs(numeric))
-        if excess.size and (excess.max() > 0 or not np.isfinite(a).all()):
-            i = int(np.nanargmax(np.where(np.isfinite(a), excess, np.inf)))
+        # A NaN or infinity on either side is a failure (NaN compares False with everything, so
+        # it would otherwise pass silently); it ranks as the worst element.
+        excess = np.where(np.isfinite(a) & np.isfinite(numeric), excess, np.inf)
+        if excess.size and excess.max() > 0:
+            i = int(np.argmax(excess))
             idx = np.unravel_index(i, x.shape) if x.shape else ()
             msg = (f"gradcheck failed for input {k} at index {tuple(int(j) for j in idx)}: "
                    f"analytic {a[i]:.6g}, numeric {numeric[i]:.6g}, "

@@ -1,7 +1,8 @@
 """The differentiable primitives, one file per family, and the functions users call.
 
 ``REGISTRY`` maps each primitive's name to its definition (forward, VJP, what it saves); the test
-suite walks it, so every registered primitive is gradient-checked.
+suite walks it, so every registered primitive is gradient-checked. Every module that registers
+primitives is imported here, so the registry is complete as soon as ``chainrule`` is imported.
 """
 
 from .elementwise import (
@@ -16,6 +17,8 @@ from .shape import (
     broadcast_to, cat, concat, expand, flatten, getitem, index_arrays, permute, reshape,
     squeeze, stack, swapaxes, transpose, unsqueeze,
 )
+from . import loss  # the fused losses, used through chainrule.nn.functional
+from .special import erf, softplus
 
 __all__ = [
     "REGISTRY", "Primitive", "primitive",
@@ -24,5 +27,5 @@ __all__ = [
     "sqrt", "sub", "tanh", "where", "matmul", "linear", "log_softmax", "logsumexp", "softmax",
     "argmax", "argmin", "max", "mean", "min", "std", "sum", "var", "broadcast_to", "cat",
     "concat", "expand", "flatten", "getitem", "index_arrays", "permute", "reshape", "squeeze",
-    "stack", "swapaxes", "transpose", "unsqueeze",
+    "stack", "swapaxes", "transpose", "unsqueeze", "erf", "softplus", "loss",
 ]

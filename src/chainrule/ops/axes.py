@@ -10,6 +10,8 @@ from ..errors import InvalidValueError, ShapeError
 
 def resolve(op: str, axis: Any, keepdims: Any, aliases: dict[str, Any]) -> tuple[Any, bool]:
     """Merge ``dim=``/``keepdim=`` into ``axis``/``keepdims``; unknown keywords are an error."""
+    if not aliases:
+        return axis, bool(keepdims)
     unknown = set(aliases) - {"dim", "keepdim"}
     if unknown:
         raise InvalidValueError(f"{op}: unexpected keyword argument(s) {sorted(unknown)}")
@@ -26,6 +28,8 @@ def normalize(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
     """``axis`` (None, int or sequence) as a sorted tuple of non-negative axes, or None for all."""
     if axis is None:
         return None
+    if type(axis) is int and -ndim <= axis < ndim:
+        return (axis % ndim,)  # the common case, without the general checks below
     axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
     out = []
     for a in axes:

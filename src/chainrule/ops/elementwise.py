@@ -1,18 +1,30 @@
 """Elementwise primitives: arithmetic, exp/log family, activations, comparisons, selection.
 
-Each primitive states its derivative in one line and what it saves for backward. Binary
-primitives broadcast like NumPy; the engine sums their gradients back to each input's shape.
+Each primitive states its derivative in one line and what it saves for backward.
+
+Shape: unary functions keep their input's shape; binary functions (and ``where``) broadcast their
+operands like NumPy and return the broadcast shape, and the engine sums each operand's gradient
+back to that operand's shape (``autograd.unbroadcast``).
+
+Dtype: a Python number next to a tensor takes the tensor's dtype (``x * 2.0`` stays float32);
+an integer tensor next to a float becomes floating (see ``tensor.operands``); functions that only
+make sense on reals (exp, log, sqrt, tanh, sigmoid, leaky_relu, true division) cast integer
+input to the default float dtype first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
+
+import numpy as np
 
 from ..autograd import apply
 from ..backend import get_xp
+from ..dtypes import as_dtype, get_default_dtype
 from ..errors import DTypeError, InvalidValueError
-from ..tensor import Tensor, as_tensor, operands
+from ..tensor import Tensor, _is_float, as_tensor, operands
 from .registry import primitive
 
 
@@ -59,10 +71,6 @@ class Div:
     """a / b;  da = g / b, db = -g (a / b) / b."""
 
     def forward(ctx, a, b):
-        if a.dtype.kind in "biu" and b.dtype.kind in "biu":
-            from ..dtypes import get_default_dtype
-
-            a = a.astype(get_default_dtype())
         out = a / b
         if ctx is not None:
             ctx.saved = (b, out if ctx.needs[1] else None)
@@ -87,7 +95,8 @@ class Neg:
 
 @primitive("pow", kind="binary", domain="positive", saves="base, exponent and output")
 class Pow:
-    """a ** b (tensor exponent);  da = g b a^(b-1), db = g a^b log(a) (0 where a = 0, b >= 0)."""
+    """a ** b (tensor exponent);  da = g b a^(b-1) (0 where b = 0), db = g a^b log(a) (0 where
+    a = 0 and b >= 0, the limit of a^b log(a))."""
 
     def forward(ctx, a, b):
         out = a**b
@@ -98,11 +107,12 @@ class Pow:
     def vjp(ctx, g):
         a, b, out = ctx.saved
         xp = get_xp(g)
-        ga = g * b * a ** (b - 1) if ctx.needs[0] else None
-        gb = None
-        if ctx.needs[1]:
-            zero = (a == 0) & (b >= 0)
-            with _quiet(xp):
+        ga = gb = None
+        with _quiet(xp):  # 0 ** -1 and log(0) are computed, then masked
+            if ctx.needs[0]:
+                ga = g * xp.where(b == 0, 0, b * a ** (b - 1))
+            if ctx.needs[1]:
+                zero = (a == 0) & (b >= 0)
                 gb = g * out * xp.log(xp.where(zero, 1, a))
         return ga, gb
 
@@ -115,11 +125,13 @@ class PowScalar:
         if ctx is not None:
             ctx.saved = (x, p)
         if p == 2:
-            return x * x
+            return x * x  # one multiply; NumPy's power is several times slower
         return x**p
 
     def vjp(ctx, g):
         x, p = ctx.saved
+        if p == 0:
+            return (g * 0,)  # x^0 is constant; p x^(p-1) would be 0 * inf = NaN at x = 0
         if p == 2:
             return (g * (2 * x),)
         return (g * p * x ** (p - 1),)
@@ -215,17 +227,19 @@ class Sigmoid:
         return (g * y * (1 - y),)
 
 
-@primitive("relu", kind="unary", domain="nonzero", saves="a boolean mask x > 0 (1 byte/element)")
+@primitive("relu", kind="unary", domain="nonzero",
+           saves="the output (the next layer saves it too, so in a network it costs nothing)")
 class Relu:
-    """max(x, 0);  dx = g [x > 0] (0 at x = 0, as PyTorch)."""
+    """max(x, 0);  dx = g [y > 0] (0 at x = 0, as PyTorch)."""
 
     def forward(ctx, x):
+        out = get_xp(x).maximum(x, 0)
         if ctx is not None:
-            ctx.saved = x > 0
-        return get_xp(x).maximum(x, 0)
+            ctx.saved = out
+        return out
 
     def vjp(ctx, g):
-        return (g * ctx.saved,)
+        return (g * (ctx.saved > 0),)
 
 
 @primitive("leaky_relu", kind="other", saves="a boolean mask x > 0 (1 byte/element)")
@@ -233,7 +247,7 @@ class LeakyRelu:
     """x if x > 0 else a x;  dx = g (1 if x > 0 else a)."""
 
     def forward(ctx, x, slope):
-        mask = x > 0
+        mask = x > 0  # computed in forward either way: it also selects the output
         if ctx is not None:
             ctx.saved = (mask, slope)
         return get_xp(x).where(mask, x, x * slope)
@@ -255,12 +269,13 @@ class Sign:
 # --------------------------------------------------------------------------- selection
 @primitive("maximum", kind="binary", domain="smooth", saves="both inputs")
 class Maximum:
-    """max(a, b) elementwise;  da = g [a > b] + g/2 [a = b], db likewise (ties split, as PyTorch)."""
+    """max(a, b) elementwise;  da = g [a > b] + g/2 [a = b], db likewise (ties split, as
+    PyTorch)."""
 
     def forward(ctx, a, b):
         if ctx is not None:
             ctx.saved = (a, b)
-        return get_xp(a).maximum(a, b)
+        return get_xp(a, b).maximum(a, b)
 
     def vjp(ctx, g):
         a, b = ctx.saved
@@ -274,7 +289,7 @@ class Minimum:
     def forward(ctx, a, b):
         if ctx is not None:
             ctx.saved = (a, b)
-        return get_xp(a).minimum(a, b)
+        return get_xp(a, b).minimum(a, b)
 
     def vjp(ctx, g):
         a, b = ctx.saved
@@ -296,13 +311,15 @@ class Clip:
     def forward(ctx, x, lo, hi):
         xp = get_xp(x)
         if ctx is not None:
-            inside = xp.ones(x.shape, dtype=bool)
-            if lo is not None:
-                inside &= x >= lo
-            if hi is not None:
-                inside &= x <= hi
-            ctx.saved = inside
-        return xp.clip(x, lo, hi)
+            if lo is None:
+                ctx.saved = x <= hi
+            elif hi is None:
+                ctx.saved = x >= lo
+            else:
+                ctx.saved = (x >= lo) & (x <= hi)
+        # maximum/minimum rather than xp.clip: the same values, at a third of the call overhead
+        out = x if lo is None else xp.maximum(x, lo)
+        return out if hi is None else xp.minimum(out, hi)
 
     def vjp(ctx, g):
         return (g * ctx.saved,)
@@ -310,12 +327,13 @@ class Clip:
 
 @primitive("where", kind="other", saves="the condition")
 class Where:
-    """cond ? a : b (cond is a boolean array, not differentiated);  da = g [cond], db = g [!cond]."""
+    """cond ? a : b (cond is a boolean array, not differentiated);  da = g [cond],
+    db = g [!cond]."""
 
     def forward(ctx, a, b, cond):
         if ctx is not None:
             ctx.saved = cond
-        return get_xp(a).where(cond, a, b)
+        return get_xp(cond, a, b).where(cond, a, b)
 
     def vjp(ctx, g):
         xp = get_xp(g)
@@ -330,6 +348,9 @@ class AsType:
     """x cast to a dtype;  dx = g cast back (the engine casts gradients to each input's dtype)."""
 
     def forward(ctx, x, dtype):
+        if dtype.kind in "biu" and x.dtype.kind == "f" and not bool(get_xp(x).isfinite(x).all()):
+            raise InvalidValueError(f"astype: cannot convert NaN or infinity to {dtype} "
+                                    f"(tensor of shape {tuple(x.shape)})")
         return x.astype(dtype)
 
     def vjp(ctx, g):
@@ -339,7 +360,7 @@ class AsType:
 # --------------------------------------------------------------------------- comparisons
 def _comparison(name: str, fn: str):
     def forward(ctx, a, b):
-        return getattr(get_xp(a), fn)(a, b)
+        return getattr(get_xp(a, b), fn)(a, b)
 
     cls = type(name, (), {"forward": forward, "__doc__": f"a {name} b as a bool tensor; "
                           "not differentiable (no gradient flows through it)."})
@@ -356,42 +377,46 @@ NE = _comparison("ne", "not_equal")
 
 # --------------------------------------------------------------------------- public functions
 def add(a: Any, b: Any) -> Tensor:
-    """a + b with broadcasting."""
+    """a + b, broadcasting;  da = g, db = g."""
     return apply(Add, operands(a, b))
 
 
 def sub(a: Any, b: Any) -> Tensor:
-    """a - b with broadcasting."""
+    """a - b, broadcasting;  da = g, db = -g."""
     return apply(Sub, operands(a, b))
 
 
 def mul(a: Any, b: Any) -> Tensor:
-    """a * b with broadcasting."""
+    """a * b, broadcasting;  da = g b, db = g a."""
     return apply(Mul, operands(a, b))
 
 
 def div(a: Any, b: Any) -> Tensor:
-    """a / b with broadcasting (integer inputs give the default float dtype)."""
-    return apply(Div, operands(a, b))
+    """a / b, broadcasting (true division: integer inputs give the default float dtype);
+    da = g / b, db = -g a / b^2."""
+    a, b = operands(a, b)
+    if not (_is_float(a) or _is_float(b)):
+        a = a.astype(get_default_dtype()) if isinstance(a, Tensor) else float(a)
+        b = b.astype(get_default_dtype()) if isinstance(b, Tensor) else float(b)
+    return apply(Div, (a, b))
 
 
 def neg(x: Any) -> Tensor:
+    """-x;  dx = -g."""
     return apply(Neg, (as_tensor(x),))
 
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - the operator's name
-    """a ** b; a constant Python exponent uses the cheaper ``pow_scalar`` rule."""
+    """a ** b, broadcasting;  da = g b a^(b-1), db = g a^b log(a). A constant Python exponent
+    uses the cheaper ``pow_scalar`` rule (and an integer base with a float or negative exponent
+    becomes the default float dtype)."""
+    if isinstance(b, (np.integer, np.floating)):
+        b = b.item()  # a weak Python number: a float32 base stays float32
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
         if a.dtype.kind in "iu" and (isinstance(b, float) or b < 0):
-            a = a.astype(_default_float())
+            a = a.astype(get_default_dtype())
         return apply(PowScalar, (a,), b)
     return apply(Pow, operands(a, b))
-
-
-def _default_float():
-    from ..dtypes import get_default_dtype
-
-    return get_default_dtype()
 
 
 def _unary(prim):
@@ -403,14 +428,19 @@ def _unary(prim):
     return fn
 
 
+def _floating(x: Any) -> Tensor:
+    """``x`` as a floating tensor: integer and bool input is cast to the default float dtype."""
+    x = as_tensor(x)
+    if x.dtype.kind in "biu":
+        x = x.astype(get_default_dtype())
+    return x
+
+
 def _floating_unary(prim):
     """Unary function whose integer input is first cast to the default float dtype."""
 
     def fn(x: Any) -> Tensor:
-        x = as_tensor(x)
-        if x.dtype.kind in "biu":
-            x = x.astype(_default_float())
-        return apply(prim, (x,))
+        return apply(prim, (_floating(x),))
 
     fn.__name__ = prim.name
     fn.__doc__ = prim.doc
@@ -428,18 +458,18 @@ sign = _unary(Sign)
 
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
-    """x if x > 0 else negative_slope * x."""
-    _check_number("leaky_relu", "negative_slope", negative_slope)
-    return apply(LeakyRelu, (as_tensor(x),), negative_slope)
+    """x if x > 0 else negative_slope * x (integer input gives the default float dtype)."""
+    slope = _number("leaky_relu", "negative_slope", negative_slope)
+    return apply(LeakyRelu, (_floating(x),), slope)
 
 
 def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise maximum; at ties each side gets half the gradient."""
+    """Elementwise maximum, broadcasting;  da = g [a > b], db = g [b > a], ties split g/2."""
     return apply(Maximum, operands(a, b))
 
 
 def minimum(a: Any, b: Any) -> Tensor:
-    """Elementwise minimum; at ties each side gets half the gradient."""
+    """Elementwise minimum, broadcasting;  da = g [a < b], db = g [b < a], ties split g/2."""
     return apply(Minimum, operands(a, b))
 
 
@@ -447,19 +477,22 @@ def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - Nu
     """Clamp to [min, max] (either may be None); gradient 1 inside and on the bounds, 0 outside."""
     if min is None and max is None:
         raise InvalidValueError("clip: give at least one of min and max")
-    for label, v in (("min", min), ("max", max)):
-        if v is not None:
-            _check_number("clip", label, v)
-    if min is not None and max is not None and min > max:
-        raise InvalidValueError(f"clip: min ({min}) is greater than max ({max})")
-    return apply(Clip, (as_tensor(x),), min, max)
+    lo = None if min is None else _number("clip", "min", min)
+    hi = None if max is None else _number("clip", "max", max)
+    if lo is not None and hi is not None and lo > hi:
+        raise InvalidValueError(f"clip: min ({lo}) is greater than max ({hi})")
+    x = as_tensor(x)
+    if isinstance(lo, float) or isinstance(hi, float):
+        x = _floating(x)  # clipping integers to a float bound gives floats, in the default dtype
+    return apply(Clip, (x,), lo, hi)
 
 
 clamp = clip
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
-    """``a`` where ``cond`` is true, else ``b`` (all three broadcast together)."""
+    """``a`` where ``cond`` is true, else ``b`` (all three broadcast together; ``cond`` is a
+    boolean tensor or array and is not differentiated);  da = g [cond], db = g [not cond]."""
     c = cond.data if isinstance(cond, Tensor) else cond
     xp = get_xp(c)
     c = xp.asarray(c)
@@ -469,46 +502,50 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 
 
 def astype(x: Any, dtype: Any) -> Tensor:
-    """``x`` cast to ``dtype``; a cast to an integer or bool dtype ends the gradient."""
-    from ..dtypes import as_dtype
-
-    x = as_tensor(x)
-    dt = as_dtype(dtype)
-    out = apply(AsType, (x,), dt)
-    return out
+    """``x`` cast to ``dtype``; between floating dtypes dx = g cast back, while a cast to an
+    integer or bool dtype gives a constant (NaN or infinity cannot be cast to an integer)."""
+    return apply(AsType, (as_tensor(x),), as_dtype(dtype))
 
 
 def lt(a: Any, b: Any) -> Tensor:
+    """a < b elementwise, broadcasting, as a bool tensor; not differentiable."""
     return apply(LT, operands(a, b))
 
 
 def le(a: Any, b: Any) -> Tensor:
+    """a <= b elementwise, broadcasting, as a bool tensor; not differentiable."""
     return apply(LE, operands(a, b))
 
 
 def gt(a: Any, b: Any) -> Tensor:
+    """a > b elementwise, broadcasting, as a bool tensor; not differentiable."""
     return apply(GT, operands(a, b))
 
 
 def ge(a: Any, b: Any) -> Tensor:
+    """a >= b elementwise, broadcasting, as a bool tensor; not differentiable."""
     return apply(GE, operands(a, b))
 
 
 def eq(a: Any, b: Any) -> Tensor:
+    """a == b elementwise, broadcasting, as a bool tensor; not differentiable."""
     return apply(EQ, operands(a, b))
 
 
 def ne(a: Any, b: Any) -> Tensor:
+    """a != b elementwise, broadcasting, as a bool tensor; not differentiable."""
     return apply(NE, operands(a, b))
 
 
-def _check_number(op: str, label: str, v: Any) -> None:
-    import math
-
+def _number(op: str, label: str, v: Any) -> int | float:
+    """``v`` as a Python int or float (weak in NumPy's arithmetic), never NaN."""
+    if isinstance(v, (np.integer, np.floating)):
+        v = v.item()
     if isinstance(v, Tensor) or not isinstance(v, (int, float)) or isinstance(v, bool):
         raise InvalidValueError(f"{op}: {label} must be a number, got {type(v).__name__}")
     if math.isnan(v):
         raise InvalidValueError(f"{op}: {label} is NaN")
+    return v
 
 
 def _quiet(xp):

@@ -7,7 +7,7 @@ from typing import Any
 from ..autograd import apply, unbroadcast
 from ..backend import get_xp
 from ..errors import ShapeError
-from ..tensor import Tensor, operands
+from ..tensor import Tensor, tensor_operands
 from .registry import primitive
 
 
@@ -74,4 +74,4 @@ def matmul(a: Any, b: Any) -> Tensor:
     Shape: (n,) @ (n,) -> (); (m, n) @ (n, p) -> (m, p); (n,) @ (..., n, p) -> (..., p);
     (..., m, n) @ (n,) -> (..., m); (*A, m, n) @ (*B, n, p) -> (*broadcast(A, B), m, p).
     """
-    return apply(MatMul, operands(a, b))
+    return apply(MatMul, tensor_operands(a, b))

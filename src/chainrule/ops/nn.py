@@ -10,6 +10,7 @@ from ..autograd import apply
 from ..backend import get_xp
 from ..errors import ShapeError
 from ..tensor import Tensor, as_tensor
+from .elementwise import _floating
 from . import axes as _axes
 from .registry import primitive
 
@@ -107,21 +108,21 @@ class Linear:
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
     """log(sum(exp(x))) over ``axis`` (all axes when None), computed without overflow."""
-    x = as_tensor(x)
+    x = _floating(x)
     axis, keepdims = _axes.resolve("logsumexp", axis, keepdims, aliases)
     return apply(LogSumExp, (x,), _axes.normalize("logsumexp", axis, x.ndim), keepdims)
 
 
 def softmax(x: Any, axis: int = -1, **aliases: Any) -> Tensor:
     """Softmax along ``axis`` (default the last): p_i = e^{x_i} / sum_j e^{x_j}."""
-    x = as_tensor(x)
+    x = _floating(x)
     axis, _ = _axes.resolve("softmax", axis if "dim" not in aliases else None, False, aliases)
     return apply(Softmax, (x,), _axes.single("softmax", axis, x.ndim))
 
 
 def log_softmax(x: Any, axis: int = -1, **aliases: Any) -> Tensor:
     """log(softmax(x)) along ``axis``, computed as x - logsumexp(x) (stable)."""
-    x = as_tensor(x)
+    x = _floating(x)
     axis, _ = _axes.resolve("log_softmax", axis if "dim" not in aliases else None, False, aliases)
     return apply(LogSoftmax, (x,), _axes.single("log_softmax", axis, x.ndim))
 

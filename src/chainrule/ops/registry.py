@@ -15,14 +15,22 @@ product side by side::
             y = ctx.saved
             return (g * (1 - y * y),)
 
-``forward(ctx, *arrays, *params)`` receives backend arrays; ``ctx`` is the graph node when a
-gradient will be needed (store what the VJP needs in ``ctx.saved``) and ``None`` otherwise, so
-nothing is saved under ``no_grad``. ``vjp(ctx, g)`` returns one gradient (or ``None``) per array
-input; the engine sums it back to the input's shape (``unbroadcast``) and casts it to its dtype.
+``forward(ctx, *arrays, *params)`` receives backend arrays (a binary elementwise primitive may
+also receive a Python number for one operand: ``x * 2.0`` passes the 2.0 through as NumPy's weak
+scalar, so no array is made for it); ``ctx`` is the graph node when a gradient will be needed
+(store what the VJP needs in ``ctx.saved``) and ``None`` otherwise, so nothing is saved under
+``no_grad``. ``vjp(ctx, g)`` returns one gradient (or ``None``) per input, reading
+``ctx.needs`` to skip the ones nobody wants; the engine sums each back to its input's shape
+(``unbroadcast``) and casts it to its dtype. A VJP must not write into ``g`` or into saved arrays:
+both may be shared.
 
 ``kind`` and ``domain`` describe the inputs for the registry-driven gradient tests: ``"unary"``
 and ``"binary"`` (broadcasting elementwise), ``"reduce"`` (takes ``axis``, ``keepdims``), and
 ``"other"`` (the tests hold explicit cases, and fail for a primitive that has none).
+
+``view=True`` marks a primitive whose output may be a view of its first input (reshape,
+transpose, slicing): such an output shares the input's version counter, so an in-place write
+through either one invalidates graphs that saved the other.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ class Primitive:
     differentiable: bool
     saves: str
     doc: str
+    view: bool = False
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -62,6 +71,7 @@ def primitive(
     domain: str = "real",
     differentiable: bool = True,
     saves: str = "nothing",
+    view: bool = False,
 ) -> Callable[[type], Primitive]:
     """Class decorator registering ``cls.forward``/``cls.vjp`` under ``name``.
 
@@ -89,6 +99,7 @@ def primitive(
             differentiable=differentiable,
             saves=saves,
             doc=(cls.__doc__ or "").strip(),
+            view=view,
         )
         REGISTRY[name] = prim
         return prim

@@ -19,7 +19,7 @@ from . import axes as _axes
 from .registry import primitive
 
 
-@primitive("reshape", kind="other", saves="the input's shape")
+@primitive("reshape", kind="other", saves="the input's shape", view=True)
 class Reshape:
     """x viewed with a new shape of the same size;  dx = g reshaped back."""
 
@@ -32,7 +32,7 @@ class Reshape:
         return (g.reshape(ctx.saved),)
 
 
-@primitive("transpose", kind="other", saves="the axis order")
+@primitive("transpose", kind="other", saves="the axis order", view=True)
 class Transpose:
     """x with its axes permuted;  dx = g permuted by the inverse order."""
 
@@ -49,7 +49,7 @@ class Transpose:
         return (g.transpose(inverse),)
 
 
-@primitive("broadcast_to", kind="other")
+@primitive("broadcast_to", kind="other", view=True)
 class BroadcastTo:
     """x broadcast to a larger shape (a read-only view);  dx = g summed over the new axes."""
 
@@ -60,14 +60,17 @@ class BroadcastTo:
         return (g,)  # the engine's unbroadcast sums it back to x's shape
 
 
-@primitive("getitem", kind="other", saves="the index and the input's shape")
+@primitive("getitem", kind="other", view=True,
+           saves="the index (index arrays copied) and the input's shape")
 class GetItem:
     """x[index] (basic slicing, integer arrays, boolean masks);  dx = g scattered back into
     zeros, with repeated indices accumulating."""
 
     def forward(ctx, x, index, advanced):
         if ctx is not None:
-            ctx.saved = (x.shape, index, advanced)
+            # Index arrays are copied: the caller may reuse (and overwrite) them before backward.
+            kept = _copy_index(index) if advanced else index
+            ctx.saved = (x.shape, kept, advanced)
         return x[index]
 
     def vjp(ctx, g):
@@ -134,7 +137,8 @@ def _shape_arg(op: str, shape: tuple[Any, ...]) -> tuple[int, ...]:
 
 
 def reshape(x: Any, *shape: Any) -> Tensor:
-    """``x`` with shape ``shape`` (one entry may be -1); accepts ``reshape(2, 3)`` or ``((2, 3))``."""
+    """``x`` with shape ``shape`` (one entry may be -1); accepts ``reshape(2, 3)`` or
+    ``reshape((2, 3))``. Shape: ``shape``, of the same size as ``x``."""
     x = as_tensor(x)
     target = _shape_arg("reshape", shape)
     known = math.prod(s for s in target if s != -1)
@@ -147,17 +151,19 @@ def reshape(x: Any, *shape: Any) -> Tensor:
 
 
 def transpose(x: Any, *axes: Any) -> Tensor:
-    """Permute axes, as NumPy: no axes reverses them (``.T``); a full order permutes. Two axes on a
-    tensor of another rank swap those two (PyTorch's ``transpose(dim0, dim1)``); use
-    :func:`swapaxes` to swap unambiguously."""
+    """Permute or swap axes.
+
+    ``transpose(x)`` reverses all axes (``.T``); ``transpose(x, (2, 0, 1))`` (one sequence)
+    permutes, as NumPy; ``transpose(x, dim0, dim1)`` (two integers) swaps those two axes, as
+    PyTorch, on a tensor of any rank, so ``transpose(m, 0, 1)`` transposes a matrix.
+    """
     x = as_tensor(x)
-    n = x.ndim
+    if len(axes) == 2 and not isinstance(axes[0], (tuple, list)):
+        return swapaxes(x, *axes)
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
     if not axes:
-        return apply(Transpose, (x,), tuple(range(n))[::-1])
-    if len(axes) == 2 and n != 2:
-        return swapaxes(x, *axes)
+        return apply(Transpose, (x,), tuple(range(x.ndim))[::-1])
     return permute(x, *axes)
 
 
@@ -250,16 +256,23 @@ def index_arrays(index: Any) -> Any:
         return tuple(index_arrays(i) for i in index)
     if isinstance(index, Tensor):
         if index.dtype.kind not in "biu":
-            raise IndexingError(f"tensors used as indices must be integer or bool, not {index.dtype}")
+            raise IndexingError(
+                f"tensors used as indices must be integer or bool, not {index.dtype}")
         return index.data
     if isinstance(index, list):
         import numpy as np
 
-        arr = np.asarray(index)
+        arr = np.asarray(index) if index else np.zeros(0, dtype=np.int64)
         if arr.dtype.kind not in "biu":
             raise IndexingError(f"index lists must hold integers or bools, got {arr.dtype}")
         return arr
     return index
+
+
+def _copy_index(index: Any) -> Any:
+    if isinstance(index, tuple):
+        return tuple(_copy_index(i) for i in index)
+    return index.copy() if hasattr(index, "copy") else index
 
 
 def _is_advanced(index: Any) -> bool:
@@ -279,8 +292,11 @@ def getitem(x: Any, index: Any) -> Tensor:
 
 
 def concat(tensors: Sequence[Any], axis: int = 0, **aliases: Any) -> Tensor:
-    """Join tensors along an existing axis (``dim=`` is an alias)."""
-    axis, _ = _axes.resolve("concat", axis, False, aliases)
+    """Join tensors along an existing axis (``dim=`` is an alias).
+
+    Shape: (..., n_k, ...) for each input -> (..., sum_k n_k, ...).
+    """
+    axis, _ = _axes.resolve("concat", axis if "dim" not in aliases else None, False, aliases)
     ts = _many("concat", tensors)
     a = _axes.single("concat", axis, ts[0].ndim)
     for t in ts[1:]:
@@ -297,8 +313,11 @@ cat = concat
 
 
 def stack(tensors: Sequence[Any], axis: int = 0, **aliases: Any) -> Tensor:
-    """Join same-shaped tensors along a new axis (``dim=`` is an alias)."""
-    axis, _ = _axes.resolve("stack", axis, False, aliases)
+    """Join same-shaped tensors along a new axis (``dim=`` is an alias).
+
+    Shape: k inputs of shape S -> S with k inserted at ``axis``.
+    """
+    axis, _ = _axes.resolve("stack", axis if "dim" not in aliases else None, False, aliases)
     ts = _many("stack", tensors)
     if any(t.shape != ts[0].shape for t in ts):
         raise ShapeError(f"stack: shapes differ: {[tuple(t.shape) for t in ts]}")
