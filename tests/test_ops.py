@@ -679,3 +679,13 @@ def test_reductions_match_numpy(sa, keepdims, alias, name, seed):
     ref = _reduce_reference_grad(name, xn, axis, np.reshape(g, kept))
     assert x.grad.shape == shape
     np.testing.assert_allclose(x.grad, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_keeps_relative_precision_far_into_the_negative_tail(dtype):
+    x = np.array([-80.0, -40.0, -20.0, -1.5, 0.0, 1.5, 20.0, 80.0])
+    expected = 1 / (1 + np.exp(-x))            # exact enough in float64 for these points
+    got = cr.sigmoid(cr.tensor(x, dtype=dtype)).numpy().astype(np.float64)
+    tiny = np.finfo(dtype).tiny
+    ok = expected > tiny * 1e3                  # below this the value is subnormal / zero
+    np.testing.assert_allclose(got[ok], expected[ok], rtol=2 * np.finfo(dtype).eps)

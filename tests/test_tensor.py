@@ -187,3 +187,12 @@ def test_to_and_requires_grad_():
     assert x.requires_grad_() is x and x.requires_grad
     with pytest.raises(InvalidValueError):
         x.to("tpu")
+
+
+def test_full_reductions_hold_0d_arrays_that_in_place_ops_accept():
+    s = cr.randn(3).sum()
+    assert isinstance(s.data, np.ndarray) and s.shape == ()
+    s.copy_(1.0)
+    s += 2.0
+    assert s.item() == 3.0
+    assert isinstance(cr.randn(2, 2).mean().data, np.ndarray)

@@ -26,6 +26,8 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .backend import get_xp
 from .errors import (
     ChainruleError, DTypeError, GraphError, IndexingError, InvalidValueError, ShapeError,
@@ -154,6 +156,8 @@ def apply(prim: Primitive, inputs: tuple[Any, ...], *params: Any) -> Tensor:
         raise
     except (ValueError, TypeError, IndexError, OverflowError) as exc:
         raise _forward_error(prim, arrays, exc) from None
+    if isinstance(out, np.generic):  # NumPy gives scalars for full reductions: keep 0-d arrays
+        out = np.asarray(out)
     if node is not None and out.dtype.kind != "f":
         node = None  # integer and bool results are constants: nothing flows back through them
     result = Tensor._from_op(out, node)
