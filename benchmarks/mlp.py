@@ -551,11 +551,11 @@ def profile(args: argparse.Namespace) -> None:
             f"# unprofiled: {plain * 1e3:.3f} ms/step = {w.batch / plain:,.0f} samples/s; "
             f"profiled: {total / steps * 1e3:.3f} ms/step\n" + "\n".join(summary) + "\n")
     text = head + buf.getvalue()
-    print(text)
     name = f"mlp-profile-{peer}-{wname}{'-cpu' if args.profile_clock == 'cpu' else ''}.txt"
     out = Path(args.out).with_name(name) if args.out else RESULTS / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+    print(text)
     print(f"wrote {out}")
 
 
