@@ -36,8 +36,8 @@ from .accounting import _arrays, _nodes, _root
 # hence a small and a large figure for each.
 _WORK = {  # name: ((forward bytes, itemsizes), (VJP small, VJP large, in itemsizes))
     "Linear": ((0, 0), (0, 0)),           # x W^T into its output, bias added in place
-    "ReLU": ((0, 0), (0, 0)),             # maximum (and a mask); VJP g * mask (see _work)
-    "Tanh": ((0, 0), (1, 1)),             # VJP g * (1 - y*y)
+    "ReLU": ((0, 0), (0, 0)),             # maximum; VJP [y > 0] into its result, times g
+    "Tanh": ((0, 0), (0, 0)),             # VJP y^2 into its result, then 1 - it, times g
     "Sigmoid": ((0, 1), (2, 1)),          # tanh(x * 0.5); VJP g * y * (1 - y)
     "LeakyReLU": ((0, 1), (1, 1)),        # where(mask, x, x * slope); likewise its VJP
     "Dropout": ((8, 0), (0, 0)),          # a float64 uniform draw per element; VJP g * mask
@@ -77,10 +77,9 @@ class _Plan:
     label_itemsize: int = 8
 
 
-def _work(name: str, itemsize: int, saves_output: bool) -> tuple[int, tuple[int, int]]:
+def _work(name: str, itemsize: int) -> tuple[int, tuple[int, int]]:
     (fb, fs), (small, large) = _WORK.get(name, _GENERIC_WORK)
-    extra = 1 if name == "ReLU" and saves_output else 0  # VJP g * (y > 0): a bool temporary
-    return fb + fs * itemsize, (small * itemsize + extra, large * itemsize + extra)
+    return fb + fs * itemsize, (small * itemsize, large * itemsize)
 
 
 def _linear_layer(d_in: int, d_out: int, bias: bool, itemsize: int) -> _Layer:
@@ -131,7 +130,7 @@ def _trace_layer(module: Any, in_shape: tuple[int, ...], dtype: np.dtype) -> tup
     name = type(module).__name__
     per = {k: (sizes[4][k] - sizes[2][k]) // 2 for k in ("out", "internal")}
     saves_output = sizes[4]["saves_output"]
-    fwd, bwd = _work(name, dtype.itemsize, saves_output)
+    fwd, bwd = _work(name, dtype.itemsize)
     elems = per["out"] // dtype.itemsize if per["out"] else 0
     params = tuple(int(p.data.nbytes) for p in module.parameters()) \
         if hasattr(module, "parameters") else ()

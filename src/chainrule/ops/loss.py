@@ -9,6 +9,7 @@ or 1. Inputs are validated by ``chainrule.nn.functional``; these functions assum
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 from ..autograd import apply
@@ -35,26 +36,29 @@ class CrossEntropy:
 
     def forward(ctx, x, labels, coef, reduction):
         xp = get_xp(x)
-        n = x.shape[0]
-        rows = xp.arange(n)
-        m = x.max(axis=1, keepdims=True) if n else xp.zeros((0, 1), dtype=x.dtype)
-        m = xp.where(xp.isfinite(m), m, 0)
-        z = x - m
-        e = xp.exp(z)
-        s = e.sum(axis=1, keepdims=True)
-        loss = xp.log(s)[:, 0] - z[rows, labels]
+        m = x.max(axis=1, keepdims=True)
+        loss, e, s = _row_losses(xp, x, m, labels)
+        # The shift m only has to make exp() safe. An infinite or NaN row maximum makes that
+        # row's loss NaN, so a finite sum proves every m finite; only otherwise are the rows
+        # redone with the non-finite maxima replaced by 0 (which keeps -inf logits exact). This
+        # saves the isfinite/where passes of every ordinary step.
+        total = loss.sum()
+        if not math.isfinite(total) and not bool(xp.isfinite(m).all()):
+            loss, e, s = _row_losses(xp, x, xp.where(xp.isfinite(m), m, 0), labels)
+            total = loss.sum()
         if coef is not None:
-            loss = loss * coef
+            loss *= coef
+            total = loss.sum()
         denom = None
         if reduction == "none":
             out = loss
         elif reduction == "sum":
-            out = loss.sum()
+            out = total
         else:
-            denom = float(n if coef is None else coef.sum())
-            out = loss.sum() / denom if denom != 0 else xp.asarray(xp.nan)
+            denom = float(x.shape[0] if coef is None else coef.sum())
+            out = total / denom if denom != 0 else xp.asarray(xp.nan)
         if ctx is not None:
-            e /= s
+            e /= s  # the softmax, in place: e is this forward's own array
             ctx.saved = (e, labels, coef, reduction, denom)
         return xp.asarray(out, dtype=x.dtype)
 
@@ -62,17 +66,31 @@ class CrossEntropy:
         p, labels, coef, reduction, denom = ctx.saved
         xp = get_xp(g)
         n = p.shape[0]
+        # scale: d(out)/d(loss_i), a 0-d array for sum and mean (it broadcasts over the rows,
+        # no (n, 1) array is made) and a column for "none" or per-row weights.
         if reduction == "none":
             scale = g.reshape(n, 1)
         elif reduction == "sum":
-            scale = xp.broadcast_to(g.reshape(1, 1), (n, 1))
+            scale = g
         else:
-            scale = xp.broadcast_to((g / denom if denom else g * 0).reshape(1, 1), (n, 1))
+            scale = g / denom if denom else g * 0
         if coef is not None:
             scale = scale * coef.reshape(n, 1)
         dx = p * scale
-        dx[xp.arange(n), labels] -= scale[:, 0]
+        dx[xp.arange(n), labels] -= scale.reshape(-1)
         return (dx,)
+
+
+def _row_losses(xp: Any, x: Any, m: Any, labels: Any) -> tuple[Any, Any, Any]:
+    """Per-row logsumexp(x_i) - x_{i, y_i} computed with the shift m (N, 1), and exp(x - m) with
+    its row sums (the softmax's numerator and denominator)."""
+    z = x - m
+    picked = z[xp.arange(x.shape[0]), labels]
+    e = xp.exp(z, out=z)  # z is a fresh array and picked has what the loss needs from it
+    s = e.sum(axis=1, keepdims=True)
+    loss = xp.log(s).reshape(-1)
+    loss -= picked
+    return loss, e, s
 
 
 @primitive("binary_cross_entropy", kind="other",

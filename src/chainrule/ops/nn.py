@@ -78,6 +78,17 @@ class LogSoftmax:
         return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
 
 
+def _transpose_product(batch: int, weight_size: int) -> bool:
+    """Whether ``linear`` computes x W^T as (W x^T)^T, the same product with the operands'
+    roles swapped. OpenBLAS (0.3.31, SkylakeX kernels, 1 or 2 threads) blocks the two
+    differently: with 8 to 64 rows in the batch and a weight of 32k entries or more, (W x^T)^T
+    is 1.2-2x faster (784 -> 256 at batch 16: 94 against 148 us); elsewhere it is equal or up to
+    30% slower (small weights, large batches). The result is then a transposed (F-ordered) view,
+    which elementwise ops and the next product take as it is. The training step of the
+    784-256-128-10 MLP at batch 16 went from 23,200 to 26,600 samples/s (one thread)."""
+    return 8 <= batch <= 64 and weight_size >= 32768
+
+
 @primitive("linear", kind="other", saves="x when W needs a gradient; W when x does")
 class Linear:
     """s = x W^T + b for x of shape (..., in), W (out, in), b (out,);
@@ -88,7 +99,7 @@ class Linear:
             raise ShapeError(f"linear: input has {x.shape[-1]} features but the weight of shape "
                              f"{tuple(w.shape)} expects {w.shape[1]}")
         x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-        out = x2.dot(w.T)
+        out = w.dot(x2.T).T if _transpose_product(x2.shape[0], w.size) else x2.dot(w.T)
         if bias:
             out += bias[0]
         if ctx is not None:
@@ -102,8 +113,18 @@ class Linear:
         dx = g2.dot(w).reshape(x_shape) if needs[0] else None
         dw = g2.T.dot(x2) if needs[1] else None
         if len(needs) == 3:
-            return dx, dw, (g2.sum(axis=0) if needs[2] else None)
+            return dx, dw, (_batch_sum(g2) if needs[2] else None)
         return dx, dw
+
+
+def _batch_sum(g: Any) -> Any:
+    """The sum of the rows of g (n, k), as the product ones(n) g: BLAS's matrix-vector product is
+    2-8x faster than NumPy's column sums (14 against 37 us for 1024 x 256 float32, 0.7 against
+    1.3 us for 32 x 64). ``empty`` + ``fill`` because ``ones`` costs twice as much for short
+    vectors."""
+    ones = get_xp(g).empty(g.shape[0], dtype=g.dtype)
+    ones.fill(1)
+    return ones.dot(g)
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
@@ -134,13 +155,14 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     """
     x = as_tensor(x)
     w = as_tensor(weight, x)
-    if w.ndim != 2:
+    w_shape = w.data.shape  # (the arrays' attributes: Tensor's properties cost a call each)
+    if len(w_shape) != 2:
         raise ShapeError(f"linear: weight must be 2-D (out, in), got shape {tuple(w.shape)}")
-    if x.ndim == 0:
+    if x.data.ndim == 0:
         raise ShapeError("linear: input must have at least one dimension")
     if bias is None:
         return apply(Linear, (x, w))
     b = as_tensor(bias, x)
-    if b.shape != (w.shape[0],):
+    if b.data.shape != (w_shape[0],):
         raise ShapeError(f"linear: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
     return apply(Linear, (x, w, b))

@@ -62,11 +62,12 @@ class SGD(Optimizer):
             momentum = group["momentum"]
             dampening = group["dampening"]
             nesterov = group["nesterov"]
+            decay, maximize = group["weight_decay"], group["maximize"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 xp = get_xp(p.data)
-                d_p = grad_with_decay(p, group["weight_decay"], group["maximize"])
+                d_p = grad_with_decay(p, decay, maximize) if decay or maximize else p.grad
                 if momentum != 0.0:
                     state = self.state.setdefault(p, {})
                     buf = state.get("momentum_buffer")
