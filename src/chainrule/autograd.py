@@ -274,7 +274,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
     # Process nodes once all their consumers have contributed; free each gradient after use.
     # This loop runs once per node of every training step, so it is written for speed: the
     # common cases (a gradient of the right shape and dtype, a node with one consumer) cost a
-    # few comparisons (the whole walk went from about 40 to 15 us for a 6-node MLP step).
+    # few comparisons (backward of a 6-node MLP on small arrays, VJPs included: 36 -> 32 us).
     grads: dict[Node, Any] = {start: seed}
     ready = [start]
     while ready:

@@ -15,6 +15,7 @@ from typing import Any
 from ..autograd import apply
 from ..backend import get_xp
 from ..tensor import Tensor
+from .reduce import sum_2d
 from .registry import primitive
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -36,7 +37,7 @@ class CrossEntropy:
 
     def forward(ctx, x, labels, coef, reduction):
         xp = get_xp(x)
-        m = x.max(axis=1, keepdims=True)
+        m = _row_max(xp, x)
         loss, e, s = _row_losses(xp, x, m, labels)
         # The shift m only has to make exp() safe. An infinite or NaN row maximum makes that
         # row's loss NaN, so a finite sum proves every m finite; only otherwise are the rows
@@ -81,16 +82,26 @@ class CrossEntropy:
         return (dx,)
 
 
+def _row_max(xp: Any, x: Any) -> Any:
+    """Each row's maximum, shape (N, 1). NumPy reduces a short contiguous row element by element;
+    on a column-major copy the same maximum is an elementwise maximum of whole columns, 5-10x
+    faster for few classes (1024 x 10: 4.8 against 51 us; 32 x 10: 1.2 against 2.3 us) but
+    slower for many (32 x 1000: 26 against 4 us), hence the bounds."""
+    if x.shape[0] >= 8 and x.shape[1] <= 32:
+        x = xp.asfortranarray(x)
+    return x.max(axis=1, keepdims=True)
+
+
 def _row_losses(xp: Any, x: Any, m: Any, labels: Any) -> tuple[Any, Any, Any]:
     """Per-row logsumexp(x_i) - x_{i, y_i} computed with the shift m (N, 1), and exp(x - m) with
     its row sums (the softmax's numerator and denominator)."""
     z = x - m
     picked = z[xp.arange(x.shape[0]), labels]
     e = xp.exp(z, out=z)  # z is a fresh array and picked has what the loss needs from it
-    s = e.sum(axis=1, keepdims=True)
-    loss = xp.log(s).reshape(-1)
+    s = sum_2d(e, 1)
+    loss = xp.log(s)
     loss -= picked
-    return loss, e, s
+    return loss, e, s.reshape(-1, 1)
 
 
 @primitive("binary_cross_entropy", kind="other",

@@ -12,6 +12,7 @@ from ..errors import ShapeError
 from ..tensor import Tensor, as_tensor
 from .elementwise import _floating
 from . import axes as _axes
+from .reduce import sum_2d
 from .registry import primitive
 
 
@@ -113,18 +114,8 @@ class Linear:
         dx = g2.dot(w).reshape(x_shape) if needs[0] else None
         dw = g2.T.dot(x2) if needs[1] else None
         if len(needs) == 3:
-            return dx, dw, (_batch_sum(g2) if needs[2] else None)
+            return dx, dw, (sum_2d(g2, 0) if needs[2] else None)
         return dx, dw
-
-
-def _batch_sum(g: Any) -> Any:
-    """The sum of the rows of g (n, k), as the product ones(n) g: BLAS's matrix-vector product is
-    2-8x faster than NumPy's column sums (14 against 37 us for 1024 x 256 float32, 0.7 against
-    1.3 us for 32 x 64). ``empty`` + ``fill`` because ``ones`` costs twice as much for short
-    vectors."""
-    ones = get_xp(g).empty(g.shape[0], dtype=g.dtype)
-    ones.fill(1)
-    return ones.dot(g)
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:

@@ -17,6 +17,17 @@ from . import axes as _axes
 from .registry import primitive
 
 
+def sum_2d(a: Any, axis: int) -> Any:
+    """The sum of a 2-D array over ``axis`` (0: shape (k,) from (n, k); 1: shape (n,)), computed
+    as a product with a vector of ones. BLAS's matrix-vector product is 2-8x faster than NumPy's
+    sum over the outer axis or over short rows (1024 x 256 over axis 0: 14 against 37 us;
+    1024 x 10 over axis 1: 2.7 against 21 us; 32 x 64 over axis 0: 0.7 against 1.3 us). The
+    ones come from ``empty`` + ``fill``, half the cost of ``ones`` for short vectors."""
+    ones = get_xp(a).empty(a.shape[axis], dtype=a.dtype)
+    ones.fill(1)
+    return ones.dot(a) if axis == 0 else a.dot(ones)
+
+
 def _expand(g, shape, axes):
     """Gradient of a reduction, reshaped to keepdims form (broadcasts against the input)."""
     return g.reshape(_axes.kept_shape(shape, axes))
