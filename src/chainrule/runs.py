@@ -277,7 +277,7 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
     start = time.perf_counter()
     history = trainer.fit(train_loader, val_loader, config.epochs)
     seconds = time.perf_counter() - start
-    test = _test_metrics(setup, trainer)
+    test = _test_metrics(setup)
     save_model(setup, out / "model.safetensors")
     trained = sum(e.get("samples_per_second", 0) * e.get("seconds", 0) for e in history.epochs)
     summary = {"dataset": setup.data.name, "task": setup.data.task, "loss": setup.loss_name,
@@ -288,7 +288,7 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
                "final": history.last, **test}
     (out / "summary.json").write_text(json.dumps(_finite(summary), indent=2) + "\n")
     if plots:
-        _plots(setup, history, out)
+        _plots(setup, history, out, test)
     return summary
 
 
@@ -336,7 +336,7 @@ def metrics_for(task: str, prediction: str, loss: str, out: np.ndarray, y: np.nd
     return {"test_accuracy": float((classes == y).mean()), "confusion": confusion.tolist()}
 
 
-def _test_metrics(setup: Setup, trainer: Any) -> dict[str, Any]:
+def _test_metrics(setup: Setup) -> dict[str, Any]:
     d = setup.data
     out = predict_outputs(setup.model, d.X_test)
     return metrics_for(d.task, setup.prediction, setup.loss_name, out, d.y_test, d.num_classes)
@@ -401,7 +401,7 @@ def load_model_bundle(path: str | Path) -> ModelBundle:
 
 
 # --------------------------------------------------------------------------- pictures
-def _plots(setup: Setup, history: Any, out: Path) -> None:
+def _plots(setup: Setup, history: Any, out: Path, test: dict[str, Any]) -> None:
     from .viz import _pyplot, plot_decision_regions
 
     plt = _pyplot()
@@ -423,9 +423,7 @@ def _plots(setup: Setup, history: Any, out: Path) -> None:
     plt.close(fig)
     d = setup.data
     if d.task == "classification":
-        summary = metrics_for(d.task, setup.prediction, setup.loss_name,
-                              predict_outputs(setup.model, d.X_test), d.y_test, d.num_classes)
-        plot_confusion(np.array(summary["confusion"]), out / "confusion.png",
+        plot_confusion(np.array(test["confusion"]), out / "confusion.png",
                        d.class_names)
         if d.n_features == 2:
             y = d.y_test if setup.prediction != "sign" else 2 * d.y_test - 1

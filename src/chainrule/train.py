@@ -72,6 +72,7 @@ class _Accumulator:
         self.sse = 0.0
         self.sum_y = 0.0
         self.sum_y2 = 0.0
+        self.width = 1  # regression outputs per sample
 
     def add(self, loss: float, output: Any, target: Any) -> None:
         n = int(output.shape[0])
@@ -86,7 +87,7 @@ class _Accumulator:
             self.sse += float(((out - y) ** 2).sum())
             self.sum_y += float(y.sum())
             self.sum_y2 += float((y * y).sum())
-            self._width = y.shape[1]
+            self.width = y.shape[1]
 
     def metrics(self, prefix: str) -> dict[str, float]:
         if self.n == 0:
@@ -95,7 +96,7 @@ class _Accumulator:
         if self.task == "classification":
             out[f"{prefix}accuracy"] = self.correct / self.n
         else:
-            count = self.n * getattr(self, "_width", 1)
+            count = self.n * self.width
             out[f"{prefix}mse"] = self.sse / count
             total = self.sum_y2 - self.sum_y ** 2 / count
             out[f"{prefix}r2"] = 1.0 - self.sse / total if total > 0 else float("nan")
@@ -324,7 +325,9 @@ class Trainer:
             if self.early_stopping is not None and self._bad_epochs >= self.early_stopping:
                 self.history.stopped_early = True
         if self.scheduler is not None:
-            if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+            from .optim.lr_scheduler import ReduceLROnPlateau
+
+            if isinstance(self.scheduler, ReduceLROnPlateau):
                 self.scheduler.step(value)
             else:
                 self.scheduler.step()
