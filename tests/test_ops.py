@@ -213,6 +213,10 @@ def _loss():
     return importlib.import_module("chainrule.ops.loss")
 
 
+def _mlp():
+    return importlib.import_module("chainrule.ops.mlp")
+
+
 OTHER_CASES: dict[str, list[Any]] = {
     "pow_scalar": [
         case(lambda x: x**3, (3, 4), id="cube"),
@@ -261,6 +265,21 @@ OTHER_CASES: dict[str, list[Any]] = {
         case(lambda x: cr.log_softmax(x), (3, 4)),
         case(lambda x: x.log_softmax(axis=0), (3, 4), id="axis0"),
         case(lambda x: cr.log_softmax(x, dim=-2), (2, 3, 4), id="dim-2"),
+    ],
+    "mlp": [  # the fused network: x, W1, b1, W2, b2 (, W3, b3)
+        case(lambda x, w1, b1, w2, b2: _mlp().mlp(x, [w1, w2], [b1, b2], ["tanh", "identity"]),
+             (5, 3), (4, 3), (4,), (2, 4), (2,), id="tanh"),
+        case(lambda x, w1, b1, w2, b2: _mlp().mlp(x, [w1, w2], [b1, b2], ["sigmoid", "tanh"]),
+             (5, 3), (4, 3), (4,), (2, 4), (2,), id="sigmoid-tanh"),
+        case(lambda x, w1, b1, w2, b2, w3, b3: _mlp().mlp(
+            x, [w1, w2, w3], [b1, b2, b3], ["relu", "relu", "sigmoid"]),
+             (6, 3), (5, 3), (5,), (4, 5), (4,), (2, 4), (2,), id="relu3"),
+        case(lambda x, w1, w2: _mlp().mlp(x, [w1, w2], None, ["identity", "tanh"]),
+             (4, 3), (4, 3), (2, 4), id="nobias"),
+        case(lambda x, w1, b1: _mlp().mlp(x, [w1], [b1], ["tanh"]), (3,), (2, 3), (2,),
+             id="vector"),
+        case(lambda x, w1, b1, w2, b2: _mlp().mlp(x, [w1, w2], [b1, b2], ["tanh", "tanh"]),
+             (2, 3, 3), (4, 3), (4,), (2, 4), (2,), id="batched"),
     ],
     "linear": [
         case(lambda x, w, b: cr.linear(x, w, b), (4, 3), (2, 3), (2,), id="bias"),

@@ -114,10 +114,14 @@ class Node:
             primitive saved nothing, so that no in-place change can affect its VJP).
         version_sum: the sum of those counters' values when the node was recorded.
         retained: weak reference to the output tensor when ``retain_grad()`` was called on it.
+        final: set by ``backward`` just before the VJP runs: True when this is the VJP's last use
+            of ``saved`` (no ``retain_graph``), so a VJP that walks several layers (the fused
+            ``mlp``) may drop each saved array as soon as it is done with it, as the unfused
+            chain of nodes would.
     """
 
     __slots__ = ("prim", "parents", "needs", "saved", "shape", "dtype", "versions", "version_sum",
-                 "retained")
+                 "retained", "final")
 
     def __init__(self, prim: Primitive, parents: tuple[Any, ...], needs: tuple[bool, ...]) -> None:
         self.prim = prim
@@ -125,6 +129,7 @@ class Node:
         self.needs = needs
         self.saved: Any = None
         self.retained: weakref.ref[Tensor] | None = None
+        self.final = False
 
     @property
     def name(self) -> str:
@@ -288,6 +293,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 owner = node.retained()
                 if owner is not None:
                     _accumulate(owner, g, copy=True)
+            node.final = not retain_graph
             in_grads = node.prim.vjp(node, g)
             if len(in_grads) != len(parents):
                 raise GraphError(f"{node.prim.name}: the VJP returned {len(in_grads)} "
