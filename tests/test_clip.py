@@ -126,3 +126,17 @@ def test_clip_grad_value_clamps_each_entry():
     assert c.grad is None
     with pytest.raises(InvalidValueError, match="clip_value"):
         clip_grad_value_([a], -1.0)
+
+
+def test_a_zero_dimensional_parameter_is_clipped_too():
+    # Arithmetic on 0-d arrays returns NumPy scalars; the gradient must still be an array that
+    # clipping scales in place.
+    x = cr.tensor(2.0, requires_grad=True)
+    (x * x).backward()
+    assert isinstance(x.grad, np.ndarray) and x.grad.shape == ()
+    cr.optim.clip_grad_norm_([x], 0.1)
+    assert abs(float(x.grad) - 0.1) < 1e-6
+    x.grad = None
+    (x * x * x).backward()  # 12
+    cr.optim.clip_grad_value_([x], 0.5)
+    assert float(x.grad) == 0.5

@@ -92,3 +92,11 @@ def test_rejects_unusable_inputs():
         cr.gradcheck(lambda a: a * 2, cr.tensor([np.nan], requires_grad=True))
     with pytest.raises(InvalidValueError, match="tensor"):
         cr.gradcheck(lambda a: 3.0, _x())
+
+
+def test_gradcheck_perturbs_a_column_major_input():
+    # astype keeps Fortran order; the perturbations must still reach the input (they did not,
+    # and gradcheck reported a false mismatch).
+    a = cr.tensor(np.asfortranarray(np.random.default_rng(0).standard_normal((3, 4))),
+                  requires_grad=True)
+    assert cr.gradcheck(lambda t: (t * t).sum(axis=0), [a])

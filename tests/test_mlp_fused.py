@@ -124,11 +124,44 @@ def test_no_grad_records_nothing():
     assert y.grad_fn is None and not y.requires_grad
 
 
+def test_arrays_and_lists_are_accepted_as_input():
+    model = cr.nn.MLP([3, 4, 2], "tanh", dtype="float64")
+    x = np.random.default_rng(5).standard_normal((2, 3))
+    np.testing.assert_array_equal(model(x).numpy(), model(cr.tensor(x)).numpy())
+    np.testing.assert_array_equal(model(x.tolist()).numpy(),
+                                  model(cr.tensor(x.tolist())).numpy())
+
+
 def test_wrong_input_width_names_the_problem():
     model = cr.nn.MLP([3, 4, 2], "tanh")
+    with pytest.raises(ShapeError, match="at least one dimension"):
+        model(cr.ones(()))
     with pytest.raises(ShapeError, match="input has 5 features but layer 1's weight of shape "
                                          r"\(4, 3\) expects 3 features"):
         model(cr.ones((2, 5)))
+
+
+def test_a_rebound_parameter_of_the_wrong_shape_is_caught():
+    model = cr.nn.MLP([3, 4, 2], "tanh")
+    model(cr.ones((2, 3)))
+    model.linears[1].bias.data = np.zeros(3, dtype=np.float32)  # (3,) where (2,) is due
+    with pytest.raises(ShapeError, match="layer 2's bias must have shape"):
+        model(cr.ones((2, 3)))
+
+
+def test_parameters_live_in_one_buffer_and_stay_there_after_to():
+    cr.manual_seed(0)
+    model = cr.nn.MLP([3, 4, 2], "tanh")
+    before = [p.numpy().copy() for p in model.parameters()]
+    for dtype in (None, "float64"):
+        if dtype:
+            model.to(dtype=dtype)
+        params = list(model.parameters())
+        base = params[0].data.base
+        assert base is not None and base.ndim == 1 and base.size == sum(p.data.size for p in params)
+        assert all(p.data.base is base for p in params)
+        for p, b in zip(params, before):
+            np.testing.assert_array_equal(p.numpy(), b.astype(p.dtype))
 
 
 def test_unfusable_networks_fall_back_to_the_chain():

@@ -320,11 +320,14 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 if parent.grad is None:
                     # The first gradient becomes the leaf's .grad: copy it when it may alias the
                     # incoming gradient (the user's seed), a view, or another input's gradient.
-                    shared = (gi is g or gi.base is not None or not _writeable(gi)
-                              or _repeated(gi, in_grads))
-                    parent.grad = gi.copy() if shared else gi
+                    if isinstance(gi, np.generic):  # NumPy's scalar for a 0-d result
+                        parent.grad = np.array(gi)
+                    else:
+                        shared = (gi is g or gi.base is not None or not _writeable(gi)
+                                  or _repeated(gi, in_grads))
+                        parent.grad = gi.copy() if shared else gi
                 else:
-                    parent.grad = parent.grad + gi
+                    parent.grad = _array(parent.grad + gi)
 
 
 def _conform(g: Any, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -411,6 +414,12 @@ def _accumulate(t: Tensor, g: Any, copy: bool) -> None:
     """``t.grad += g`` out of place, so no array the user holds is ever written; ``copy`` the
     first gradient when ``g`` may be shared with another array."""
     if t.grad is None:
-        t.grad = g.copy() if copy else g
+        t.grad = _array(g.copy() if copy else g)
     else:
-        t.grad = t.grad + g
+        t.grad = _array(t.grad + g)
+
+
+def _array(a: Any) -> Any:
+    """``a``, or a 0-d array for the NumPy scalar that arithmetic on 0-d arrays returns: a
+    ``.grad`` is always an array (in-place updates such as gradient clipping need one)."""
+    return np.asarray(a) if isinstance(a, np.generic) else a

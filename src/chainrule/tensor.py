@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from . import autograd
-from .backend import device_of, get_xp, move_to, to_numpy, xp_for_device
+from .backend import (
+    device_of, get_xp, is_cupy_array, move_to, normalize_device, to_numpy, xp_for_device,
+)
 from .dtypes import as_dtype, get_default_dtype, is_floating, scalar_dtype
 from .errors import DTypeError, GraphError, IndexingError, InvalidValueError, ShapeError
 
@@ -187,7 +189,7 @@ class Tensor:
         out = self
         if dtype is not None and as_dtype(dtype) != self.dtype:
             out = out.astype(dtype)
-        if device is not None and device_of(out.data) != device:
+        if device is not None and device_of(out.data) != normalize_device(device):
             if out._requires_grad and out._node is not None:
                 raise GraphError("moving a non-leaf tensor between devices is not differentiable")
             moved = Tensor._from_op(move_to(out.data, device), None)
@@ -322,6 +324,8 @@ class Tensor:
                 "build the result out of place (cr.where, cr.concat) or assign under no_grad()"
             )
         v = value.data if isinstance(value, Tensor) else value
+        if hasattr(v, "shape") and device_of(v) != device_of(self.data):
+            v = move_to(v, device_of(self.data))
         idx = _ops.index_arrays(index)
         with _writing("item assignment", self):
             self.data[idx] = v
@@ -362,6 +366,8 @@ class Tensor:
         if autograd.is_grad_enabled() and self._requires_grad:
             raise GraphError("copy_() into a tensor that requires grad: do it under no_grad()")
         arr = src.data if isinstance(src, Tensor) else src
+        if hasattr(arr, "shape") and device_of(arr) != device_of(self.data):
+            arr = move_to(arr, device_of(self.data))
         with _writing("copy_", self):
             get_xp(self.data).copyto(self.data, arr, casting="same_kind")
         self._version[0] += 1
@@ -522,7 +528,11 @@ class Tensor:
 def _writing(op: str, t: Tensor) -> Iterator[None]:
     """Turn the backend's errors from a write into ``t.data`` into chainrule errors."""
     where = f"{op} into a {t.dtype} tensor of shape {tuple(t.shape)}"
-    if not getattr(t.data.flags, "writeable", True):
+    a = t.data
+    # NumPy marks broadcast views read-only; CuPy has no such flag, so a zero stride over an
+    # axis longer than one (the mark of a broadcast) is refused too.
+    if not getattr(a.flags, "writeable", True) or any(
+            s == 0 and n > 1 for s, n in zip(a.strides, a.shape)):
         raise InvalidValueError(f"{where}: it is a read-only broadcast view (from expand or "
                                 "broadcast_to); make a copy first")
     try:
@@ -550,6 +560,8 @@ def _to_array(data: Any, dtype: Any, device: str | None) -> Any:
     """A backend array from a nested list, scalar, array or Tensor, with clear errors."""
     if isinstance(data, Tensor):
         data = data.data
+    if device is not None and is_cupy_array(data):
+        data = move_to(data, device)  # np.asarray cannot take a CuPy array
     xp = xp_for_device(device) if device is not None else get_xp(data)
     dt = as_dtype(dtype) if dtype is not None else None
     if dt is None and not hasattr(data, "dtype"):

@@ -51,7 +51,8 @@ def gradcheck(
         if isinstance(t, Tensor) and t.requires_grad:
             if not bool(get_xp(t.data).isfinite(t.data).all()):
                 raise InvalidValueError(f"gradcheck: input {k} contains NaN or infinity")
-            x = Tensor(t.data.astype(np.float64), requires_grad=True)
+            # C order, so that reshape(-1) below is a view whose writes reach the input
+            x = Tensor(t.data.astype(np.float64, order="C"), requires_grad=True)
             checked.append(k)
             xs.append(x)
         else:

@@ -9,7 +9,8 @@ from typing import Any
 
 import chainrule as cr
 from chainrule.errors import InvalidValueError
-from chainrule.ops.mlp import mlp
+from chainrule.ops import mlp as fused_mlp
+from chainrule.tensor import as_tensor
 
 from . import init
 from .activation import (
@@ -233,10 +234,27 @@ class MLP(Sequential):
             return checkpoint_sequential(list(self), k, x)
         plan = self._fused_plan()
         if plan is not None and not (self.training and any(m.p > 0 for m in plan[2])):
-            linears = plan[0]
-            biases = [m.bias for m in linears] if self.bias else None
-            return mlp(x, [m.weight for m in linears], biases, plan[1])
+            return self._fused_forward(x, plan)
         return super().forward(x)
+
+    def _fused_forward(self, x: Any, plan: _Plan) -> Any:
+        """The forward as one ``mlp`` node. The layer shapes are checked once per set of
+        parameter arrays (by identity), so a step only checks the input's width."""
+        x = as_tensor(x)
+        params = []
+        for m in plan[0]:
+            params.append(m.weight)
+            if self.bias:
+                params.append(m.bias)
+        datas = [p.data for p in params]
+        checked = self.__dict__.get("_checked")
+        if checked is None or len(checked) != len(datas) or any(
+                a is not b for a, b in zip(checked, datas)):
+            linears = plan[0]
+            fused_mlp.network_inputs(x, [m.weight for m in linears],
+                                     [m.bias for m in linears] if self.bias else None, plan[1])
+            self.__dict__["_checked"] = datas
+        return fused_mlp.run(x, tuple(params), plan[1], self.bias)
 
     def _fused_plan(self) -> _Plan | None:
         """How to run this network as one fused ``mlp`` node (``chainrule.ops.mlp``): its Linear

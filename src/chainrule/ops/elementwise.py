@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import apply
-from ..backend import get_xp
+from ..backend import device_of, get_xp, move_to
 from ..dtypes import as_dtype, get_default_dtype
 from ..errors import DTypeError, InvalidValueError
 from ..tensor import Tensor, _is_float, as_tensor, operands
@@ -110,7 +110,10 @@ class Pow:
         ga = gb = None
         with _quiet(xp):  # 0 ** -1 and log(0) are computed, then masked
             if ctx.needs[0]:
-                ga = g * xp.where(b == 0, 0, b * a ** (b - 1))
+                if hasattr(b, "shape"):
+                    ga = g * xp.where(b == 0, 0, b * a ** (b - 1))
+                else:  # a constant Python exponent: CuPy's where() takes no Python bool
+                    ga = g * (b * a ** (b - 1) if b != 0 else xp.zeros_like(a))
             if ctx.needs[1]:
                 zero = (a == 0) & (b >= 0)
                 gb = g * out * xp.log(xp.where(zero, 1, a))
@@ -509,7 +512,10 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``cond`` is true, else ``b`` (all three broadcast together; ``cond`` is a
     boolean tensor or array and is not differentiated);  da = g [cond], db = g [not cond]."""
     c = cond.data if isinstance(cond, Tensor) else cond
-    xp = get_xp(c)
+    like = next((t.data for t in (a, b) if isinstance(t, Tensor)), None)
+    if like is not None and hasattr(c, "shape") and device_of(c) != device_of(like):
+        c = move_to(c, device_of(like))  # a NumPy condition next to CuPy tensors, or back
+    xp = get_xp(like) if like is not None and not hasattr(c, "shape") else get_xp(c)
     c = xp.asarray(c)
     if c.dtype != bool:
         raise DTypeError(f"where: the condition must be boolean, got {c.dtype}")

@@ -162,6 +162,15 @@ def mlp(x: Any, weights: list[Any], biases: list[Any] | None, activations: list[
     Shape: (..., d0) -> (..., d_L).
     """
     x = as_tensor(x)
+    params = network_inputs(x, weights, biases, activations)
+    return run(x, params, tuple(activations), biases is not None)
+
+
+def network_inputs(x: Tensor, weights: list[Any], biases: list[Any] | None,
+                   activations: list[str]) -> tuple[Tensor, ...]:
+    """The parameters (W_1, [b_1,] W_2, ...) as tensors, after checking that the layers chain:
+    each weight 2-D, each width matching the previous layer's (the first the input's), each bias
+    of its layer's width. Raises ShapeError or InvalidValueError naming the layer."""
     if len(weights) != len(activations) or not weights:
         raise InvalidValueError(f"mlp: got {len(weights)} weights for {len(activations)} "
                                 "activations: expected one activation per layer")
@@ -169,29 +178,42 @@ def mlp(x: Any, weights: list[Any], biases: list[Any] | None, activations: list[
         if act not in FUSED_ACTIVATIONS:
             raise InvalidValueError(f"mlp: unknown activation {act!r}; expected one of "
                                     f"{', '.join(FUSED_ACTIVATIONS)}")
-    if x.data.ndim == 0:
-        raise ShapeError("mlp: input must have at least one dimension")
-    inputs: list[Any] = [x]
-    width = x.data.shape[-1]
+    params: list[Tensor] = []
+    width = x.data.shape[-1] if x.data.ndim else None
     for l, w in enumerate(weights):
         w = as_tensor(w, x)
         shape = w.data.shape
         if len(shape) != 2:
             raise ShapeError(f"mlp: layer {l + 1}'s weight must be 2-D (out, in), got shape "
                              f"{tuple(shape)}")
-        if shape[1] != width:
+        if width is not None and shape[1] != width:
             what = "input" if l == 0 else f"output of layer {l}"
             raise ShapeError(f"mlp: the {what} has {width} features but layer {l + 1}'s weight "
                              f"of shape {tuple(shape)} expects {shape[1]} features")
-        inputs.append(w)
+        params.append(w)
         if biases is not None:
             b = as_tensor(biases[l], x)
             if b.data.shape != (shape[0],):
                 raise ShapeError(f"mlp: layer {l + 1}'s bias must have shape ({shape[0]},), got "
                                  f"{tuple(b.data.shape)}")
-            inputs.append(b)
+            params.append(b)
         width = shape[0]
-    return apply(MLP, tuple(inputs), tuple(activations), biases is not None)
+    return tuple(params)
+
+
+def run(x: Tensor, params: tuple[Tensor, ...], activations: tuple[str, ...],
+        has_bias: bool) -> Tensor:
+    """Apply the fused node to ``x`` with parameters that ``network_inputs`` has checked; only
+    the input's width is checked here (``nn.MLP`` calls this directly with a parameter list it
+    validated once)."""
+    shape = x.data.shape
+    if not shape:
+        raise ShapeError("mlp: input must have at least one dimension")
+    w = params[0].data.shape
+    if shape[-1] != w[1]:
+        raise ShapeError(f"mlp: the input has {shape[-1]} features but layer 1's weight of "
+                         f"shape {tuple(w)} expects {w[1]} features")
+    return apply(MLP, (x, *params), activations, has_bias)
 
 
 __all__ = ["mlp", "FUSED_ACTIVATIONS"]
