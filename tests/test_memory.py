@@ -19,6 +19,7 @@ from chainrule.checkpoint import checkpoint_sequential
 from chainrule.errors import InvalidValueError
 from chainrule.memory import saved, saved_bytes, track
 from chainrule.memory.accounting import _arrays, _root
+from chainrule.memory.plan import _flat_update
 from chainrule.nn.functional import cross_entropy
 
 
@@ -77,9 +78,12 @@ def test_estimate_agrees_with_the_measured_peak(depth, width, batch, act, opt, s
     # the peak lies between what always lives and the sum of every part plus temporaries
     itemsize = np.dtype(dtype).itemsize
     assert est.parameters + est.optimizer_state + est.batch < est.peak
+    # the update's temporaries: parameter-sized, or group-sized on the optimizer's flat path
+    sizes = [p.data.nbytes for p in model.parameters()]
+    flat = _flat_update(opt, sizes)
+    update = 2 * (sum(sizes) if flat else max(width, 10) * width * itemsize)
     assert est.peak < est.parameters + est.gradients + est.optimizer_state + est.activations \
-        + est.batch + 2 * max(width, 10) * width * itemsize + 4 * batch * width * itemsize \
-        + 65536
+        + est.batch + update + 4 * batch * width * itemsize + 65536
 
 
 def test_estimate_parts():
@@ -88,12 +92,14 @@ def test_estimate_parts():
     for opt, factor in (("sgd", 0), ("momentum", 1), ("adam", 2), ("rmsprop", 1)):
         e = memory.estimate(model, 16, optimizer=opt)
         assert e.parameters == e.gradients == 8 * n_params
-        assert e.optimizer_state == factor * 8 * n_params
+        # the state arrays, and the gradient buffer of the optimizer's flat path (this MLP's
+        # parameters tile one array, small enough for it)
+        assert e.optimizer_state == (factor + 1) * 8 * n_params
         assert e.batch == 16 * (20 * 8 + 8)
     # float32 halves the arrays; an optimizer instance decides its own state
     e32 = memory.estimate(model, 16, dtype="float32",
                           optimizer=cr.optim.Adam(model.parameters(), amsgrad=True))
-    assert e32.parameters == 4 * n_params and e32.optimizer_state == 3 * 4 * n_params
+    assert e32.parameters == 4 * n_params and e32.optimizer_state == (3 + 1) * 4 * n_params
     # activations: the hidden output (saved by the second layer), what ReLU adds (a bool mask,
     # or nothing when it saves its output, which is that same array), the probabilities and
     # the labels' copy
@@ -371,3 +377,20 @@ def test_checkpointed_step_measures_less():
     x, y = _batch(32, 128, 10)
     out = checkpoint_sequential(list(model), 4, x)
     np.testing.assert_array_equal(out.numpy(), model(x).numpy())
+
+
+def test_the_flat_optimizer_path_is_in_the_estimate():
+    # A small MLP (parameters in one array) under Adam takes the optimizer's flat path: it keeps
+    # a gradient buffer of the parameters' size between steps, which the estimate counts.
+    model = _mlp([20, 30, 30, 10], "tanh", 0.0, "float32")
+    sizes = [p.data.nbytes for p in model.parameters()]
+    assert _flat_update("adam", sizes)
+    est = memory.estimate(model, 8, optimizer="adam")
+    assert est.optimizer_state == 3 * sum(sizes)  # exp_avg, exp_avg_sq, the gradient buffer
+    got = memory.measure_step(model, 8, optimizer="adam")
+    assert abs(est.peak / got.peak - 1) < 0.10, (est.peak, got.peak)
+    # a Sequential of separate arrays takes the per-parameter path
+    seq = cr.nn.Sequential(*list(model))
+    for p in seq.parameters():
+        p.data = p.data.copy()
+    assert memory.estimate(seq, 8, optimizer="adam").optimizer_state == 2 * sum(sizes)

@@ -75,6 +75,7 @@ class _Plan:
     classes: int
     itemsize: int
     label_itemsize: int = 8
+    flat_params: bool = False  # the parameters tile one array (nn.MLP's): see _flat_update
 
 
 def _work(name: str, itemsize: int) -> tuple[int, tuple[int, int]]:
@@ -187,7 +188,10 @@ def _plan_of(model: Any, dtype: Any = None) -> _Plan:
     if len(shape) != 1:
         raise InvalidValueError(f"memory estimate: the model's output must be (N, classes) "
                                 f"logits, got per-sample shape {shape}")
-    return _Plan(tuple(layers), mods[0].in_features * s, shape[0], s)
+    from ..optim._flat import find_layout
+
+    flat = find_layout(list(model.parameters())).base is not None
+    return _Plan(tuple(layers), mods[0].in_features * s, shape[0], s, flat_params=flat)
 
 
 def _mlp_plan(sizes: Sequence[int], activation: Any = "relu", dtype: Any = "float32",
@@ -208,12 +212,35 @@ def _mlp_plan(sizes: Sequence[int], activation: Any = "relu", dtype: Any = "floa
                 if key not in profiles:
                     profiles[key] = _trace_layer(m, (sizes[l],), dt)[0]
                 layers.append(profiles[key])
-    return _Plan(tuple(layers), sizes[0] * s, sizes[-1], s)
+    return _Plan(tuple(layers), sizes[0] * s, sizes[-1], s, flat_params=True)
 
 
 # ---------------------------------------------------------------------------- optimizer state
 
 _OPT_STATE = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1}
+
+
+_OPT_INSTANCE = {"sgd": ("SGD", {}), "momentum": ("SGD", {"momentum": 0.9}),
+                 "adam": ("Adam", {}), "adamw": ("AdamW", {}), "rmsprop": ("RMSprop", {}),
+                 "adagrad": ("Adagrad", {})}
+
+
+def _flat_update(optimizer: Any, param_bytes: list[int]) -> bool:
+    """Whether ``optimizer`` updates parameters that tile one array (of these sizes, in bytes)
+    on its flat path (``chainrule.optim._flat``): it then keeps a gradient buffer of the group's
+    size between steps, and its temporaries are group-sized."""
+    from .. import optim
+    from ..nn import Parameter
+    from ..optim._flat import flat_limit
+
+    if isinstance(optimizer, str):
+        name, kwargs = _OPT_INSTANCE[optimizer.lower().replace("-", "").replace("_", "")]
+        optimizer = getattr(optim, name)([Parameter(np.zeros(1))], **kwargs)
+    groups = getattr(optimizer, "param_groups", None)
+    if not groups or len(groups) != 1 or len(param_bytes) < 3:
+        return False
+    calls = type(optimizer)._flat_calls(groups[0])
+    return sum(param_bytes) <= flat_limit(calls, len(param_bytes))
 
 
 def _optimizer_factor(optimizer: Any) -> tuple[float, int]:

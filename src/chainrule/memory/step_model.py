@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidValueError
-from .plan import _OVERHEAD, _ELIDE_BYTES, _MASK_ALWAYS, _optimizer_factor, _Plan, _plan_of
+from .plan import (
+    _OVERHEAD, _ELIDE_BYTES, _MASK_ALWAYS, _flat_update, _optimizer_factor, _Plan, _plan_of,
+)
 from .units import parse_bytes
 
 
@@ -97,6 +99,11 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
     P = sum(param_sizes)
     state_factor, opt_temps = _optimizer_factor(optimizer)
     S = int(state_factor * P)
+    # On the flat path the optimizer keeps a gradient buffer the size of the group, and its
+    # temporaries are group-sized.
+    flat = plan.flat_params and _flat_update(optimizer, param_sizes)
+    if flat:
+        S += P
     heap = _Heap()
     fixed, per_module, per_state = _OVERHEAD
     heap.add("other", fixed + per_module * len(layers)
@@ -217,8 +224,9 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
         heap.let_go(checkpoints[i], ("ckpt", i))
     heap.let_go(g, "cur")
 
-    # The update: one parameter-sized temporary at a time (two with weight decay).
-    largest = max(param_sizes, default=0)
+    # The update: one parameter-sized temporary at a time (two with weight decay), or
+    # group-sized ones on the flat path.
+    largest = P if flat else max(param_sizes, default=0)
     heap.spike(opt_temps * largest)
     sizes = dict(parameters=P, gradients=P, optimizer_state=S,
                  batch=(plan.x + plan.label_itemsize) * B)

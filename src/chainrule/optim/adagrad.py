@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_xp
-from .optimizer import Optimizer, check_bool, check_real, grad_with_decay
+from ._flat import flat_step
+from .optimizer import Optimizer, check_bool, check_real, decayed_grad
 
 
 class Adagrad(Optimizer):
@@ -34,6 +37,7 @@ class Adagrad(Optimizer):
     State per parameter: ``"step"`` (int :math:`t`) and ``"sum"`` (:math:`S_t`).
     """
 
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10, *, maximize: bool = False) -> None:
@@ -51,12 +55,28 @@ class Adagrad(Optimizer):
         group["eps"] = check_real("eps", group["eps"])
         group["maximize"] = check_bool("maximize", group["maximize"])
 
+    @staticmethod
+    def _flat_calls(group: dict[str, Any]) -> int:
+        """About how many ufunc calls the update makes per parameter (see ``optim._flat``)."""
+        return 7 + 2 * (group["weight_decay"] != 0.0) + group["maximize"]
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adagrad update of every parameter that has a gradient (see the class docstring)."""
         loss = self._evaluate(closure)
         for group in self.param_groups:
-            lr = float(group["lr"])
-            eps = group["eps"]
+            lr, lr_decay = float(group["lr"]), group["lr_decay"]
+            options = (group["eps"], group["weight_decay"], group["maximize"])
+            flat = flat_step(self, group, ("sum",), counts_steps=True,
+                             calls=self._flat_calls(group))
+            if flat is not None:
+                state = flat.state
+                if state is None:
+                    state = {"sum": np.full_like(flat.param, group["initial_accumulator_value"])}
+                    flat.attach(state, counts_steps=True)
+                clr = lr / (1.0 + flat.step * lr_decay)
+                adagrad_update(np, flat.param, flat.grad, state["sum"], clr, *options)
+                flat.finish(counts_steps=True)
+                continue
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -67,18 +87,29 @@ class Adagrad(Optimizer):
                         "step": 0,
                         "sum": xp.full_like(p.data, group["initial_accumulator_value"]),
                     }
-                g = grad_with_decay(p, group["weight_decay"], group["maximize"])
                 state["step"] += 1
-                clr = lr / (1.0 + (state["step"] - 1) * group["lr_decay"])
-                tmp = xp.empty_like(p.data)
-
-                # S <- S + g^2 ;  p <- p - clr * g / (sqrt(S) + eps)
-                xp.multiply(g, g, out=tmp)
-                state["sum"] += tmp
-                xp.sqrt(state["sum"], out=tmp)
-                tmp += eps
-                xp.divide(g, tmp, out=tmp)
-                tmp *= clr
-                xp.subtract(p.data, tmp, out=p.data)
+                clr = lr / (1.0 + (state["step"] - 1) * lr_decay)
+                adagrad_update(xp, p.data, p.grad, state["sum"], clr, *options)
                 p.bump_version()
         return loss
+
+
+def adagrad_update(xp: Any, param: Any, grad: Any, sum_sq: Any, clr: float, eps: float,
+                   weight_decay: float, maximize: bool) -> None:
+    r"""One Adagrad update with the step's decayed learning rate ``clr`` (:math:`\tilde\eta_t`), on
+    arrays of one shape: a parameter's, or a flat group's ``(n,)`` (see :class:`Adagrad`).
+
+    ``param`` (:math:`p`) and ``sum_sq`` (:math:`S`) are updated in place; ``grad`` (:math:`g`)
+    is only read.
+    """
+    g = decayed_grad(xp, param, grad, weight_decay, maximize)
+    tmp = xp.empty_like(param)
+
+    # S <- S + g^2 ;  p <- p - clr * g / (sqrt(S) + eps)
+    xp.multiply(g, g, out=tmp)
+    sum_sq += tmp
+    xp.sqrt(sum_sq, out=tmp)
+    tmp += eps
+    xp.divide(g, tmp, out=tmp)
+    tmp *= clr
+    xp.subtract(param, tmp, out=param)

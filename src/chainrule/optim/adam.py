@@ -1,4 +1,5 @@
-"""Adam and AdamW, each written out in full: they differ only in where weight decay enters."""
+"""Adam and AdamW: one update rule (:func:`adam_update`); they differ only in where weight decay
+enters."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_xp
-from .optimizer import Optimizer, check_betas, check_bool, check_real, grad_with_decay
+from ._flat import flat_step
+from .optimizer import Optimizer, check_betas, check_bool, check_real, decayed_grad
 
 
 class Adam(Optimizer):
@@ -41,6 +45,7 @@ class Adam(Optimizer):
     ``"exp_avg_sq"`` (:math:`v_t`) and, with amsgrad, ``"max_exp_avg_sq"``.
     """
 
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *,
@@ -57,49 +62,15 @@ class Adam(Optimizer):
         group["amsgrad"] = check_bool("amsgrad", group["amsgrad"])
         group["maximize"] = check_bool("maximize", group["maximize"])
 
+    @staticmethod
+    def _flat_calls(group: dict[str, Any]) -> int:
+        return _adam_calls(group, decoupled=False)
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adam update of every parameter that has a gradient (see the class docstring)."""
         loss = self._evaluate(closure)
         for group in self.param_groups:
-            lr = float(group["lr"])
-            beta1, beta2 = group["betas"]
-            eps = group["eps"]
-            amsgrad = group["amsgrad"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                xp = get_xp(p.data)
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0, "exp_avg": xp.zeros_like(p.data),
-                                             "exp_avg_sq": xp.zeros_like(p.data)}
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-                g = grad_with_decay(p, group["weight_decay"], group["maximize"])
-                state["step"] += 1
-                t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                tmp = xp.empty_like(p.data)
-
-                # m <- beta1 m + (1 - beta1) g ;  v <- beta2 v + (1 - beta2) g^2
-                m *= beta1
-                m += xp.multiply(g, 1.0 - beta1, out=tmp)
-                v *= beta2
-                xp.multiply(g, 1.0 - beta2, out=tmp)
-                tmp *= g
-                v += tmp
-                if amsgrad:
-                    v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-
-                # p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-                step_size = lr / (1.0 - beta1 ** t)
-                xp.sqrt(v, out=tmp)
-                tmp /= math.sqrt(1.0 - beta2 ** t)
-                tmp += eps
-                xp.divide(m, tmp, out=tmp)
-                tmp *= step_size
-                xp.subtract(p.data, tmp, out=p.data)
-                p.bump_version()
+            _adam_group_step(self, group, decoupled=False)
         return loss
 
 
@@ -133,6 +104,7 @@ class AdamW(Optimizer):
     ``"max_exp_avg_sq"`` (as for :class:`Adam`).
     """
 
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, *,
@@ -149,52 +121,97 @@ class AdamW(Optimizer):
         group["amsgrad"] = check_bool("amsgrad", group["amsgrad"])
         group["maximize"] = check_bool("maximize", group["maximize"])
 
+    @staticmethod
+    def _flat_calls(group: dict[str, Any]) -> int:
+        return _adam_calls(group, decoupled=True)
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One AdamW update of every parameter that has a gradient (see the class docstring)."""
         loss = self._evaluate(closure)
         for group in self.param_groups:
-            lr = float(group["lr"])
-            beta1, beta2 = group["betas"]
-            eps = group["eps"]
-            weight_decay = group["weight_decay"]
-            amsgrad = group["amsgrad"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                xp = get_xp(p.data)
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0, "exp_avg": xp.zeros_like(p.data),
-                                             "exp_avg_sq": xp.zeros_like(p.data)}
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-                g = grad_with_decay(p, 0.0, group["maximize"])
-                state["step"] += 1
-                t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                tmp = xp.empty_like(p.data)
-
-                # p <- p - lr * wd * p, written as p *= (1 - lr wd) like PyTorch
-                if weight_decay != 0.0:
-                    p.data *= 1.0 - lr * weight_decay
-
-                # m <- beta1 m + (1 - beta1) g ;  v <- beta2 v + (1 - beta2) g^2
-                m *= beta1
-                m += xp.multiply(g, 1.0 - beta1, out=tmp)
-                v *= beta2
-                xp.multiply(g, 1.0 - beta2, out=tmp)
-                tmp *= g
-                v += tmp
-                if amsgrad:
-                    v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-
-                # p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-                step_size = lr / (1.0 - beta1 ** t)
-                xp.sqrt(v, out=tmp)
-                tmp /= math.sqrt(1.0 - beta2 ** t)
-                tmp += eps
-                xp.divide(m, tmp, out=tmp)
-                tmp *= step_size
-                xp.subtract(p.data, tmp, out=p.data)
-                p.bump_version()
+            _adam_group_step(self, group, decoupled=True)
         return loss
+
+
+def _adam_calls(group: dict[str, Any], decoupled: bool) -> int:
+    """About how many ufunc calls the update makes per parameter (see ``optim._flat``)."""
+    return (11 + len(_STATE_NAMES[group["amsgrad"]])
+            + (group["weight_decay"] != 0.0) * (1 if decoupled else 2) + group["maximize"])
+
+
+def _adam_group_step(opt: Optimizer, group: dict[str, Any], decoupled: bool) -> None:
+    """Update one parameter group of an :class:`Adam` (or, ``decoupled``, :class:`AdamW`): the
+    whole group at once when it is flat (see :mod:`._flat`), else parameter by parameter."""
+    beta1, beta2 = group["betas"]
+    options = (float(group["lr"]), beta1, beta2, group["eps"], group["weight_decay"],
+               decoupled, group["maximize"])
+    names = _STATE_NAMES[group["amsgrad"]]
+    flat = flat_step(opt, group, names, counts_steps=True, calls=_adam_calls(group, decoupled))
+    if flat is not None:
+        state = flat.state
+        if state is None:
+            state = {name: np.zeros_like(flat.param) for name in names}
+            flat.attach(state, counts_steps=True)
+        adam_update(np, flat.param, flat.grad, state["exp_avg"], state["exp_avg_sq"],
+                    state.get("max_exp_avg_sq"), flat.step + 1, *options)
+        flat.finish(counts_steps=True)
+        return
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        xp = get_xp(p.data)
+        state = opt.state.get(p)
+        if state is None:
+            state = opt.state[p] = {"step": 0}
+            for name in names:
+                state[name] = xp.zeros_like(p.data)
+        state["step"] += 1
+        adam_update(xp, p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
+                    state["max_exp_avg_sq"] if group["amsgrad"] else None, state["step"],
+                    *options)
+        p.bump_version()
+
+
+_STATE_NAMES = {False: ("exp_avg", "exp_avg_sq"),
+                True: ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
+
+
+def adam_update(xp: Any, param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any,
+                max_exp_avg_sq: Any, t: int, lr: float, beta1: float, beta2: float, eps: float,
+                weight_decay: float, decoupled: bool, maximize: bool) -> None:
+    r"""Step ``t`` (1, 2, ...) of Adam, or AdamW when ``decoupled``, on arrays of one shape: a
+    parameter's, or a flat group's ``(n,)`` (see the class docstrings for the formulas).
+
+    ``param`` (:math:`p`), ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`v`) and
+    ``max_exp_avg_sq`` (:math:`v^{\max}`, None without amsgrad) are updated in place; ``grad``
+    (:math:`g`) is only read.
+    """
+    if decoupled:
+        g = decayed_grad(xp, param, grad, 0.0, maximize)
+    else:
+        g = decayed_grad(xp, param, grad, weight_decay, maximize)
+    m, v = exp_avg, exp_avg_sq
+    tmp = xp.empty_like(param)
+
+    # AdamW: p <- p - lr * wd * p, written as p *= (1 - lr wd) like PyTorch
+    if decoupled and weight_decay != 0.0:
+        param *= 1.0 - lr * weight_decay
+
+    # m <- beta1 m + (1 - beta1) g ;  v <- beta2 v + (1 - beta2) g^2
+    m *= beta1
+    m += xp.multiply(g, 1.0 - beta1, out=tmp)
+    v *= beta2
+    xp.multiply(g, 1.0 - beta2, out=tmp)
+    tmp *= g
+    v += tmp
+    if max_exp_avg_sq is not None:
+        v = xp.maximum(max_exp_avg_sq, v, out=max_exp_avg_sq)
+
+    # p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    step_size = lr / (1.0 - beta1 ** t)
+    xp.sqrt(v, out=tmp)
+    tmp /= math.sqrt(1.0 - beta2 ** t)
+    tmp += eps
+    xp.divide(m, tmp, out=tmp)
+    tmp *= step_size
+    xp.subtract(param, tmp, out=param)

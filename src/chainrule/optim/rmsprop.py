@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_xp
-from .optimizer import Optimizer, check_bool, check_real, grad_with_decay
+from ._flat import flat_step
+from .optimizer import Optimizer, check_bool, check_real, decayed_grad
 
 
 class RMSprop(Optimizer):
@@ -41,6 +44,7 @@ class RMSprop(Optimizer):
     (:math:`b_t`, when momentum > 0) and ``"grad_avg"`` (:math:`\bar g_t`, when centered).
     """
 
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
                  centered: bool = False, *, maximize: bool = False) -> None:
@@ -57,58 +61,85 @@ class RMSprop(Optimizer):
         group["centered"] = check_bool("centered", group["centered"])
         group["maximize"] = check_bool("maximize", group["maximize"])
 
+    @staticmethod
+    def _flat_calls(group: dict[str, Any]) -> int:
+        """About how many ufunc calls the update makes per parameter (see ``optim._flat``)."""
+        return (9 + 2 * (group["momentum"] > 0.0) + 5 * group["centered"]
+                + 2 * (group["weight_decay"] != 0.0) + group["maximize"])
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One RMSprop update of every parameter that has a gradient (see the class docstring)."""
         loss = self._evaluate(closure)
         for group in self.param_groups:
-            lr = float(group["lr"])
-            alpha = group["alpha"]
-            eps = group["eps"]
             momentum = group["momentum"]
-            centered = group["centered"]
+            options = (float(group["lr"]), group["alpha"], group["eps"], group["weight_decay"],
+                       momentum, group["maximize"])
+            names = ("square_avg",) + (("momentum_buffer",) if momentum > 0.0 else ()) \
+                + (("grad_avg",) if group["centered"] else ())
+            flat = flat_step(self, group, names, counts_steps=True,
+                             calls=self._flat_calls(group))
+            if flat is not None:
+                state = flat.state
+                if state is None:
+                    state = {name: np.zeros_like(flat.param) for name in names}
+                    flat.attach(state, counts_steps=True)
+                rmsprop_update(np, flat.param, flat.grad, state["square_avg"],
+                               state.get("momentum_buffer"), state.get("grad_avg"), *options)
+                flat.finish(counts_steps=True)
+                continue
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 xp = get_xp(p.data)
                 state = self.state.get(p)
                 if state is None:
-                    state = self.state[p] = {"step": 0, "square_avg": xp.zeros_like(p.data)}
-                    if momentum > 0.0:
-                        state["momentum_buffer"] = xp.zeros_like(p.data)
-                    if centered:
-                        state["grad_avg"] = xp.zeros_like(p.data)
-                g = grad_with_decay(p, group["weight_decay"], group["maximize"])
+                    state = self.state[p] = {"step": 0}
+                    for name in names:
+                        state[name] = xp.zeros_like(p.data)
                 state["step"] += 1
-                square_avg = state["square_avg"]
-                tmp = xp.empty_like(p.data)
-
-                # s <- alpha s + (1 - alpha) g^2
-                square_avg *= alpha
-                xp.multiply(g, 1.0 - alpha, out=tmp)
-                tmp *= g
-                square_avg += tmp
-
-                # d = sqrt(s - gbar^2) + eps (centered) or sqrt(s) + eps
-                if centered:
-                    grad_avg = state["grad_avg"]
-                    grad_avg *= alpha
-                    grad_avg += xp.multiply(g, 1.0 - alpha, out=tmp)
-                    xp.multiply(grad_avg, grad_avg, out=tmp)
-                    xp.subtract(square_avg, tmp, out=tmp)
-                    xp.sqrt(tmp, out=tmp)
-                else:
-                    xp.sqrt(square_avg, out=tmp)
-                tmp += eps
-
-                xp.divide(g, tmp, out=tmp)
-                if momentum > 0.0:
-                    # b <- mu b + g / d ;  p <- p - lr b
-                    buf = state["momentum_buffer"]
-                    buf *= momentum
-                    buf += tmp
-                    xp.multiply(buf, lr, out=tmp)
-                else:
-                    tmp *= lr
-                xp.subtract(p.data, tmp, out=p.data)
+                rmsprop_update(xp, p.data, p.grad, state["square_avg"],
+                               state["momentum_buffer"] if momentum > 0.0 else None,
+                               state["grad_avg"] if group["centered"] else None, *options)
                 p.bump_version()
         return loss
+
+
+def rmsprop_update(xp: Any, param: Any, grad: Any, square_avg: Any, momentum_buffer: Any,
+                   grad_avg: Any, lr: float, alpha: float, eps: float, weight_decay: float,
+                   momentum: float, maximize: bool) -> None:
+    r"""One RMSprop update on arrays of one shape: a parameter's, or a flat group's ``(n,)`` (see
+    :class:`RMSprop` for the formulas).
+
+    ``param`` (:math:`p`), ``square_avg`` (:math:`s`), ``momentum_buffer`` (:math:`b`, None
+    without momentum) and ``grad_avg`` (:math:`\bar g`, None unless centered) are updated in
+    place; ``grad`` (:math:`g`) is only read.
+    """
+    g = decayed_grad(xp, param, grad, weight_decay, maximize)
+    tmp = xp.empty_like(param)
+
+    # s <- alpha s + (1 - alpha) g^2
+    square_avg *= alpha
+    xp.multiply(g, 1.0 - alpha, out=tmp)
+    tmp *= g
+    square_avg += tmp
+
+    # d = sqrt(s - gbar^2) + eps (centered) or sqrt(s) + eps
+    if grad_avg is not None:
+        grad_avg *= alpha
+        grad_avg += xp.multiply(g, 1.0 - alpha, out=tmp)
+        xp.multiply(grad_avg, grad_avg, out=tmp)
+        xp.subtract(square_avg, tmp, out=tmp)
+        xp.sqrt(tmp, out=tmp)
+    else:
+        xp.sqrt(square_avg, out=tmp)
+    tmp += eps
+
+    xp.divide(g, tmp, out=tmp)
+    if momentum_buffer is not None:
+        # b <- mu b + g / d ;  p <- p - lr b
+        momentum_buffer *= momentum
+        momentum_buffer += tmp
+        xp.multiply(momentum_buffer, lr, out=tmp)
+    else:
+        tmp *= lr
+    xp.subtract(param, tmp, out=param)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_xp
 from ..errors import InvalidValueError
-from .optimizer import Optimizer, check_bool, check_real, grad_with_decay
+from ._flat import flat_step
+from .optimizer import Optimizer, check_bool, check_real, decayed_grad
 
 
 class SGD(Optimizer):
@@ -37,6 +40,7 @@ class SGD(Optimizer):
     State per parameter: ``"momentum_buffer"`` (:math:`b_t`, only when ``momentum != 0``).
     """
 
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
                  maximize: bool = False) -> None:
@@ -54,6 +58,12 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0.0 or group["dampening"] != 0.0):
             raise InvalidValueError("Nesterov momentum requires momentum > 0 and dampening == 0")
 
+    @staticmethod
+    def _flat_calls(group: dict[str, Any]) -> int:
+        """About how many ufunc calls the update makes per parameter (see ``optim._flat``)."""
+        return (2 + 2 * (group["momentum"] != 0.0) + 2 * group["nesterov"]
+                + 2 * bool(group["weight_decay"] or group["maximize"]))
+
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient (see the class docstring)."""
         loss = self._evaluate(closure)
@@ -63,11 +73,25 @@ class SGD(Optimizer):
             dampening = group["dampening"]
             nesterov = group["nesterov"]
             decay, maximize = group["weight_decay"], group["maximize"]
+            names = ("momentum_buffer",) if momentum != 0.0 else ()
+            flat = flat_step(self, group, names, counts_steps=False,
+                             calls=self._flat_calls(group))
+            if flat is not None:
+                buf = flat.state["momentum_buffer"] if names and flat.state is not None else None
+                buf = sgd_update(np, flat.param, flat.grad, buf, lr, momentum, dampening,
+                                 nesterov, decay, maximize)
+                if names and flat.state is None:
+                    flat.attach({"momentum_buffer": buf}, counts_steps=False)
+                flat.finish(counts_steps=False)
+                continue
+            # sgd_update, inlined: a call per parameter costs about 0.25 us, 14% of a momentum
+            # step of a 64-64-10 MLP (tests/test_optim_flat.py checks that they agree bit for bit)
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 xp = get_xp(p.data)
-                d_p = grad_with_decay(p, decay, maximize) if decay or maximize else p.grad
+                d_p = decayed_grad(xp, p.data, p.grad, decay, maximize) if decay or maximize \
+                    else p.grad
                 if momentum != 0.0:
                     state = self.state.setdefault(p, {})
                     buf = state.get("momentum_buffer")
@@ -84,3 +108,39 @@ class SGD(Optimizer):
                 xp.subtract(p.data, lr * d_p, out=p.data)
                 p.bump_version()
         return loss
+
+
+def sgd_update(xp: Any, param: Any, grad: Any, buf: Any, lr: float, momentum: float,
+               dampening: float, nesterov: bool, weight_decay: float, maximize: bool) -> Any:
+    """One SGD update (see :class:`SGD`) of a flat group: the arithmetic of the per-parameter
+    loop in :meth:`SGD.step`, ufunc for ufunc, on arrays of shape ``(n,)``.
+
+    Args:
+        xp: the array module.
+        param: :math:`p`, written in place.
+        grad: :math:`g`, the optimizer's gathered copy: overwritten.
+        buf: the momentum buffer :math:`b_{t-1}`, updated in place; None at the first step.
+
+    Returns:
+        the momentum buffer :math:`b_t` (``buf``, or a new array at the first step); None when
+        ``momentum == 0``.
+    """
+    d_p = decayed_grad(xp, param, grad, weight_decay, maximize) if weight_decay or maximize \
+        else grad
+    scratch = True  # d_p is an array of ours (grad, or a new one), free to scale in place
+    if momentum != 0.0:
+        if buf is None:
+            buf = xp.array(d_p, dtype=param.dtype, copy=True)
+        else:
+            buf *= momentum
+            if dampening == 0.0:
+                buf += d_p
+            else:
+                buf += (1.0 - dampening) * d_p
+        if nesterov:
+            d_p = d_p + momentum * buf
+        else:
+            d_p, scratch = buf, False
+    # p <- p - lr * d_p
+    xp.subtract(param, xp.multiply(d_p, lr, out=d_p) if scratch else lr * d_p, out=param)
+    return buf
