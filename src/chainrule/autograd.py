@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import importlib
+import operator
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -129,7 +130,6 @@ class Node:
         self.needs = needs
         self.saved: Any = None
         self.retained: weakref.ref[Tensor] | None = None
-        self.final = False
 
     @property
     def name(self) -> str:
@@ -286,6 +286,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
         node = ready.pop()
         g = grads.pop(node, None)
         parents = node.parents
+        repeats = None  # whether one array is the gradient of two inputs (found when needed)
         if g is None:  # every consumer sent None (e.g. a checkpoint's parameters): nothing to do
             in_grads: tuple[Any, ...] = (None,) * len(parents)
         else:
@@ -320,11 +321,15 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 if parent.grad is None:
                     # The first gradient becomes the leaf's .grad: copy it when it may alias the
                     # incoming gradient (the user's seed), a view, or another input's gradient.
+                    # (A read-only array is a broadcast view, whose base is set.)
                     if isinstance(gi, np.generic):  # NumPy's scalar for a 0-d result
                         parent.grad = np.array(gi)
                     else:
-                        shared = (gi is g or gi.base is not None or not _writeable(gi)
-                                  or _repeated(gi, in_grads))
+                        shared = gi is g or gi.base is not None
+                        if not shared and len(in_grads) > 1:
+                            if repeats is None:
+                                repeats = _has_repeats(in_grads)
+                            shared = repeats and _repeated(gi, in_grads)
                         parent.grad = gi.copy() if shared else gi
                 else:
                     parent.grad = _array(parent.grad + gi)
@@ -350,14 +355,15 @@ def _repeated(a: Any, arrays: tuple[Any, ...]) -> bool:
 
 def _seed(root: Tensor, grad: Any) -> Any:
     """The gradient that starts the backward pass, as an array of root's shape and dtype."""
-    xp = get_xp(root.data)
+    data = root.data
+    xp = get_xp(data)
     if grad is None:
-        if root.data.size != 1:
+        if data.size != 1:
             raise GraphError(
                 f"backward() without a gradient needs a scalar, but the tensor has shape "
                 f"{tuple(root.shape)}: pass grad= of that shape, or reduce it first (e.g. .sum())"
             )
-        seed = xp.empty(root.shape, dtype=root.dtype)
+        seed = xp.empty(data.shape, dtype=data.dtype)
         seed.fill(1)  # half the cost of xp.ones for one element
         return seed
     seed = grad.data if isinstance(grad, _tensor.Tensor) else xp.asarray(grad)
@@ -369,6 +375,9 @@ def _seed(root: Tensor, grad: Any) -> Any:
             f"{tuple(root.shape)}"
         )
     return seed if seed.dtype == root.dtype else seed.astype(root.dtype)
+
+
+_first = operator.itemgetter(0)
 
 
 def _count_consumers(start: Node) -> dict[Node, int]:
@@ -386,11 +395,9 @@ def _count_consumers(start: Node) -> dict[Node, int]:
                 f"backward through the graph a second time (at {node.prim.name}): its saved "
                 "state was freed by the first backward(); pass retain_graph=True to the first call"
             )
-        if node.versions:
-            now = 0
-            for counter in node.versions:
-                now += counter[0]
-            if now != node.version_sum:
+        versions = node.versions
+        if versions:
+            if sum(map(_first, versions)) != node.version_sum:
                 raise GraphError(
                     f"a tensor needed to differentiate {node.prim.name} (shape "
                     f"{tuple(node.shape)}) was modified by an in-place operation after it was "
@@ -406,8 +413,10 @@ def _count_consumers(start: Node) -> dict[Node, int]:
     return pending
 
 
-def _writeable(a: Any) -> bool:
-    return getattr(a.flags, "writeable", True)  # CuPy's flags have no "writeable"
+def _has_repeats(arrays: tuple[Any, ...]) -> bool:
+    """True when one array (by identity, Nones aside) occurs twice in ``arrays``."""
+    ids = [id(a) for a in arrays if a is not None]
+    return len(set(ids)) != len(ids)
 
 
 def _accumulate(t: Tensor, g: Any, copy: bool) -> None:

@@ -83,6 +83,7 @@ class Sequential(Module):
         return out
 
 
+_is = operator.is_
 _FUSABLE = {Identity: "identity", ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
 
 
@@ -233,7 +234,7 @@ class MLP(Sequential):
 
             return checkpoint_sequential(list(self), k, x)
         plan = self._fused_plan()
-        if plan is not None and not (self.training and any(m.p > 0 for m in plan[2])):
+        if plan is not None and not (plan[2] and self.training and any(m.p > 0 for m in plan[2])):
             return self._fused_forward(x, plan)
         return super().forward(x)
 
@@ -242,14 +243,18 @@ class MLP(Sequential):
         parameter arrays (by identity), so a step only checks the input's width."""
         x = as_tensor(x)
         params = []
+        datas = []
+        bias = self.bias
         for m in plan[0]:
-            params.append(m.weight)
-            if self.bias:
-                params.append(m.bias)
-        datas = [p.data for p in params]
+            w = m.weight
+            params.append(w)
+            datas.append(w.data)
+            if bias:
+                b = m.bias
+                params.append(b)
+                datas.append(b.data)
         checked = self.__dict__.get("_checked")
-        if checked is None or len(checked) != len(datas) or any(
-                a is not b for a, b in zip(checked, datas)):
+        if checked is None or len(checked) != len(datas) or not all(map(_is, checked, datas)):
             linears = plan[0]
             fused_mlp.network_inputs(x, [m.weight for m in linears],
                                      [m.bias for m in linears] if self.bias else None, plan[1])
