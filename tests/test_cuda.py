@@ -221,8 +221,10 @@ def _ce(labels, coef, reduction):
 
 
 def dev_of(like: cr.Tensor, a):
-    """``a`` as a backend array on ``like``'s device."""
-    return xp_for_device(like.device).asarray(a)
+    """A copy of ``a`` as a backend array on ``like``'s device (a copy: on the CPU, asarray would
+    hand out ``a`` itself, and in-place operations such as gradient clipping would change the
+    values the next device starts from)."""
+    return xp_for_device(like.device).array(a)
 
 
 DEVICE_OTHER_CASES = {
