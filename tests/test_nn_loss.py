@@ -211,6 +211,129 @@ def test_cross_entropy_validation():
         F.cross_entropy(x, _t(np.full((5, 4), np.nan)))
 
 
+# The common case (2-D NumPy logits, integer labels of shape (N,), no weight, no smoothing,
+# ignore_index outside the classes) takes a shortcut to the fused node; everything else, and any
+# label it cannot vouch for, goes through the general path. Both must agree to the bit.
+def _general(x, y, **kw):
+    """The general path for the same arguments (a list of labels never takes the shortcut)."""
+    return F.cross_entropy(x, np.asarray(y).tolist(), **kw)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("labels", [
+    lambda y: y, lambda y: y.astype(np.int32), lambda y: y.astype(np.uint8),
+    lambda y: y.astype(np.uint64), lambda y: cr.tensor(y), lambda y: np.repeat(y, 2)[::2],
+], ids=["int64", "int32", "uint8", "uint64", "tensor", "strided"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cross_entropy_shortcut_matches_general_path(reduction, labels, dtype):
+    x = cr.tensor(X, dtype=dtype, requires_grad=True)
+    fast = F.cross_entropy(x, labels(Y), reduction=reduction)
+    assert fast.grad_fn.name == "cross_entropy" and fast.shape == ((5,) if reduction == "none"
+                                                                    else ())
+    (fast.sum() if reduction == "none" else fast).backward()
+    g_fast = x.grad.copy()
+    x.grad = None
+    slow = _general(x, Y, reduction=reduction)
+    (slow.sum() if reduction == "none" else slow).backward()
+    assert fast.dtype == slow.dtype == x.dtype
+    np.testing.assert_array_equal(fast.numpy(), slow.numpy())
+    np.testing.assert_array_equal(g_fast, x.grad)
+    np.testing.assert_allclose(fast.numpy(), ref_cross_entropy(X, Y, reduction=reduction),
+                               rtol=1e-5 if dtype == "float32" else 1e-12)
+
+
+def test_cross_entropy_shortcut_options_equal_to_the_defaults():
+    x = _t(X, grad=True)
+    want = F.cross_entropy(x, Y).item()
+    for kw in ({"label_smoothing": 0}, {"label_smoothing": np.float64(0.0)},
+               {"ignore_index": 4}, {"ignore_index": np.int64(-100)}, {"ignore_index": -1}):
+        assert F.cross_entropy(x, Y, **kw).item() == want, kw
+    # ignore_index inside the classes: those labels are dropped even on plain input
+    np.testing.assert_allclose(F.cross_entropy(x, Y, ignore_index=3).item(),
+                               ref_cross_entropy(X, Y, ignore_index=3))
+    m = nn.CrossEntropyLoss(reduction="sum")
+    assert m(x, Y).item() == F.cross_entropy(x, Y, reduction="sum").item()
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_cross_entropy_labels_changed_after_forward_leave_the_gradient(as_tensor):
+    # The labels are not copied on the way in: the node must not keep the caller's array.
+    y = Y.copy()
+    target = cr.tensor(y) if as_tensor else y
+    buf = target.data if as_tensor else y
+    x = _t(X, grad=True)
+    loss = F.cross_entropy(x, target)
+    buf[:] = (buf + 1) % 4  # in place, between forward and backward
+    loss.backward()
+    p = np.exp(_log_softmax(X))
+    np.testing.assert_allclose(x.grad, (p - np.eye(4)[Y]) / 5, rtol=1e-12, atol=1e-15)
+    # The general path (weights, smoothing, ignore_index within the classes) and nll_loss
+    # do not copy int64 labels either.
+    for fn in (lambda x, t: F.cross_entropy(x, t, weight=W, label_smoothing=0.1, ignore_index=2),
+               lambda x, t: F.nll_loss(F.log_softmax(x), t, weight=W)):
+        x = _t(X, grad=True)
+        fn(x, Y).backward()
+        want = x.grad
+        y = Y.copy()
+        target = cr.tensor(y) if as_tensor else y
+        x = _t(X, grad=True)
+        loss = fn(x, target)
+        (target.data if as_tensor else y)[:] = 0
+        loss.backward()
+        np.testing.assert_array_equal(x.grad, want)
+
+
+def test_cross_entropy_non_contiguous_logits():
+    # Transposed (column-major) and strided logits: the node's flat indices address rows of a
+    # C-ordered copy, and the gradient reaches the original tensor.
+    base = _t(X.T.copy(), grad=True)
+    loss = F.cross_entropy(base.T, Y)
+    loss.backward()
+    p = np.exp(_log_softmax(X))
+    np.testing.assert_allclose(base.grad, ((p - np.eye(4)[Y]) / 5).T, rtol=1e-12, atol=1e-15)
+    wide = _t(np.repeat(X, 2, axis=1), grad=True)
+    loss = F.cross_entropy(wide[:, ::2], Y, reduction="sum")
+    np.testing.assert_allclose(loss.item(), ref_cross_entropy(X, Y, reduction="sum"))
+    loss.backward()
+    np.testing.assert_allclose(wide.grad[:, ::2], p - np.eye(4)[Y], rtol=1e-12, atol=1e-15)
+    assert not wide.grad[:, 1::2].any()
+
+
+def test_cross_entropy_shortcut_keeps_every_diagnosis():
+    # Labels that the shortcut's checks refuse fall through to the general path's messages.
+    x = _t(X)
+    with pytest.raises(InvalidValueError, match=r"\[0, 4\) for 4 classes.*got 4"):
+        F.cross_entropy(x, np.array([0, 1, 4, 0, 0]))
+    with pytest.raises(InvalidValueError, match="got -2"):
+        F.cross_entropy(x, np.array([0, 1, -2, 0, 0], dtype=np.int32))
+    with pytest.raises(InvalidValueError, match="4 classes"):
+        F.cross_entropy(x, np.array([0, 1, 2**63 + 5, 0, 0], dtype=np.uint64))
+    with pytest.raises(InvalidValueError, match="4 classes"):
+        F.cross_entropy(x, cr.tensor(np.array([0, 1, 2, 0, 9], dtype=np.uint8)))
+    with pytest.raises(ShapeError, match=r"\(5,\)"):
+        F.cross_entropy(x, Y.reshape(5, 1))
+    with pytest.raises(ShapeError, match=r"\(5,\)"):
+        F.cross_entropy(x, Y[:4])
+    with pytest.raises(DTypeError, match="bool"):
+        F.cross_entropy(x, Y > 1)
+    with pytest.raises(InvalidValueError, match="NaN"):
+        F.cross_entropy(x, np.array([0.0, np.nan, 2.0, 0.0, 0.0]))
+    with pytest.raises(ShapeError, match="no classes"):
+        F.cross_entropy(cr.zeros(5, 0), np.zeros(5, dtype=np.int64))
+    with pytest.raises(DTypeError):
+        F.cross_entropy(cr.tensor(np.ones((5, 4), dtype=np.int64)), Y)
+    with pytest.raises(InvalidValueError, match="reduction"):
+        F.cross_entropy(x, Y, reduction="avg")
+    with pytest.raises(InvalidValueError, match="label_smoothing"):
+        F.cross_entropy(x, Y, label_smoothing=True)
+    with pytest.raises(InvalidValueError, match="ignore_index"):
+        F.cross_entropy(x, Y, ignore_index=True)
+    # An empty batch is the general path's: the mean of nothing is NaN, the sum 0.
+    empty = _t(np.zeros((0, 4)), grad=True)
+    assert math.isnan(F.cross_entropy(empty, np.zeros(0, dtype=np.int64)).item())
+    assert F.cross_entropy(empty, np.zeros(0, dtype=np.int64), reduction="sum").item() == 0.0
+
+
 def test_cross_entropy_all_ignored_mean_is_nan_like_pytorch():
     x = _t(X[:2], grad=True)
     loss = F.cross_entropy(x, cr.tensor([-100, -100]))
@@ -396,3 +519,19 @@ def test_training_a_classifier_reduces_the_loss():
             for p in model.parameters():
                 p -= 0.5 * cr.tensor(p.grad)
     assert loss.item() < 0.5 * first
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32, np.uint64])
+def test_fused_cross_entropy_node_takes_any_integer_labels(dtype):
+    # 300 rows x 10 classes: flat indices up to 2999, beyond a narrow label dtype's range.
+    from chainrule.ops.loss import softmax_cross_entropy
+
+    rng = np.random.default_rng(5)
+    xs = rng.standard_normal((300, 10))
+    y = rng.integers(0, 10, 300)
+    want = ref_cross_entropy(xs, y, reduction="sum")
+    x = _t(xs, grad=True)
+    loss = softmax_cross_entropy(x, y.astype(dtype), None, "sum")
+    np.testing.assert_allclose(loss.item(), want, rtol=1e-12)
+    loss.backward()
+    np.testing.assert_allclose(x.grad, np.exp(_log_softmax(xs)) - np.eye(10)[y], atol=1e-12)

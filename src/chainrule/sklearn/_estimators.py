@@ -291,11 +291,22 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _score_val(self, d: np.ndarray, y_val: np.ndarray, sw: Any) -> float:
         if not np.isfinite(d).all():
             return np.nan
-        return float(accuracy_score(y_val, self._labels(d), sample_weight=sw))
+        pred = self._labels(d)
+        if y_val.ndim == 1 and pred.ndim == 1 and pred.dtype == y_val.dtype:
+            # accuracy_score's own arithmetic for one label per sample (np.average of the
+            # matches), without its input checks: those cost 0.4 ms per epoch, a third of an
+            # early-stopping epoch on digits, for labels that come from this fit.
+            return float(np.average(y_val == pred, weights=sw))
+        return float(accuracy_score(y_val, pred, sample_weight=sw))
 
     # ------------------------------------------------------------------ predicting
     def _labels(self, d: np.ndarray) -> np.ndarray:
-        return self._label_binarizer.inverse_transform(d, threshold=0.0)
+        lb = self._label_binarizer
+        if lb.y_type_ == "multiclass" and isinstance(d, np.ndarray):
+            # LabelBinarizer.inverse_transform's rule for multiclass (the class of the largest
+            # score, the index clipped) without its checks: 4 instead of 40 us per call.
+            return lb.classes_.take(d.argmax(axis=1), mode="clip")
+        return lb.inverse_transform(d, threshold=0.0)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The network's output: logits for ``log_loss`` (> 0 means ``classes_[1]`` for two

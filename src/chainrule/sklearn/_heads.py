@@ -29,7 +29,15 @@ def _weights(n: int, weight: Any, scale: float, like: cr.Tensor) -> Any:
     if weight is None:
         return scale / n
     col = (weight * (scale / float(weight.sum()))).reshape(-1, 1)
-    return cr.tensor(col, dtype=like.dtype, device=like.device)
+    return cr.Tensor(_cast(col, like))
+
+
+def _cast(a: np.ndarray, like: cr.Tensor) -> Any:
+    """The NumPy array ``a`` in ``like``'s dtype and on its device (a plain cast on the CPU,
+    every step of a weighted fit, rather than a general tensor conversion)."""
+    if type(like.data) is np.ndarray:
+        return a.astype(like.dtype)
+    return cr.tensor(a, dtype=like.dtype, device=like.device).data
 
 
 def _weighted_sum(elementwise: cr.Tensor, factor: Any) -> cr.Tensor:
@@ -78,9 +86,7 @@ class SoftmaxCrossEntropy(Head):
         return Y.argmax(axis=1).astype(np.int64)
 
     def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
-        coef = None
-        if weight is not None:
-            coef = cr.tensor(weight, dtype=d.dtype, device=d.device).data
+        coef = None if weight is None else _cast(weight, d)
         return softmax_cross_entropy(d, target, coef, "mean")
 
     def link(self, d: np.ndarray) -> np.ndarray:

@@ -46,18 +46,23 @@ class FlatParams:
         self.layer_biases = [layer.bias for layer in net.linears]
         self.weights = _flatten(self.layer_weights)
         self.biases = _flatten(self.layer_biases)
+        self._all = (*self.layer_weights, *self.layer_biases, self.weights, self.biases)
+        self._groups = ((self.weights, tuple(self.layer_weights)),
+                        (self.biases, tuple(self.layer_biases)))
 
     def release_grads(self) -> None:
-        for p in self.layer_weights + self.layer_biases:
+        for p in self._all:
             p.grad = None
-        self.weights.grad = self.biases.grad = None
 
     def gather_grads(self) -> None:
-        for flat, params in ((self.weights, self.layer_weights),
-                             (self.biases, self.layer_biases)):
+        for flat, params in self._groups:
             xp = get_xp(flat.data)
-            flat.grad = xp.concatenate([xp.zeros(p.data.size, dtype=p.dtype) if p.grad is None
-                                        else p.grad.ravel() for p in params])
+            grads = []
+            for p in params:
+                g = p.grad
+                grads.append(xp.zeros(p.data.size, dtype=p.dtype) if g is None
+                             else g.reshape(-1))
+            flat.grad = xp.concatenate(grads)
 
 
 def _flatten(params: list[Any]) -> Any:
