@@ -196,3 +196,22 @@ def test_fused_node_saves_what_the_chain_saves():
     fused = cr.memory.saved_bytes(model(x), exclude=[x])
     unfused = cr.memory.saved_bytes(Sequential.forward(model, x), exclude=[x])
     assert fused == unfused == 2 * 64 * 32 * 4  # the two hidden activations
+
+
+@pytest.mark.parametrize("trainable", [[4, 5], [2, 3, 4, 5], [0, 1], [5]])
+def test_frozen_layers_save_no_more_than_the_chain(trainable):
+    # fine-tuning: only some layers' parameters need gradients
+    cr.manual_seed(0)
+    model = cr.nn.MLP([20, 32, 32, 10], "tanh", dtype="float32")
+    for i, p in enumerate(model.parameters()):
+        p.requires_grad = i in trainable
+    x = cr.tensor(np.random.default_rng(4).random((64, 20), dtype=np.float32))
+    fused = cr.memory.saved_bytes(model(x), exclude=[x])
+    unfused = cr.memory.saved_bytes(Sequential.forward(model, x), exclude=[x])
+    assert fused == unfused
+    grads = _grads(model, x, True), _grads(model, x, False)
+    for a, b in zip(*grads):
+        if a is None or b is None:
+            assert a is None and b is None
+        else:
+            np.testing.assert_array_equal(a, b)

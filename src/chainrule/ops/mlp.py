@@ -93,27 +93,31 @@ class MLP:
         x_shape = x.shape
         a = x if x.ndim == 2 else x.reshape(-1, x_shape[-1])
         n = a.shape[0]
-        needs = ctx.needs if ctx is not None else None
         saved_inputs = []  # x^(l-1) per layer, or None where dW^(l) is not wanted
-        outputs = []  # x^(l) per layer, kept where theta_l' needs it
+        outputs = []  # x^(l) per layer, kept where theta_l' is needed
+        if ctx is not None:
+            # A delta reaches layer l when a gradient is wanted at or below it: its own
+            # parameters (then dW needs x^(l-1)), or something below (x, an earlier layer's
+            # parameters: then the delta passes through W_l). Layers above everything wanted
+            # keep nothing, as the unfused chain records nothing for them.
+            needs = ctx.needs
+            wanted_below = []
+            below = needs[0]
+            for l in range(len(acts)):
+                wanted_below.append(below)
+                below = below or any(needs[1 + l * step:1 + (l + 1) * step])
         for l, act in enumerate(acts):
             w = params[l * step]
             s = w.dot(a.T).T if _transpose_product(n, w.size) else a.dot(w.T)
             if has_bias:
                 s += params[l * step + 1]
             s = _activate(xp, s, act)
-            if needs is not None:
+            if ctx is not None:
+                own = any(needs[1 + l * step:1 + (l + 1) * step])
                 saved_inputs.append(a if needs[1 + l * step] else None)
-                outputs.append(s if act != "identity" else None)
+                outputs.append(s if act != "identity" and (own or wanted_below[l]) else None)
             a = s
         if ctx is not None:
-            # Weights are kept only where a delta must pass through them to a wanted gradient:
-            # below layer l something (x, or an earlier layer's parameters) needs one.
-            wanted_below = []
-            below = needs[0]
-            for l in range(len(acts)):
-                wanted_below.append(below)
-                below = below or any(needs[1 + l * step:1 + (l + 1) * step])
             weights = tuple(params[l * step] if wanted_below[l] else None
                             for l in range(len(acts)))
             ctx.saved = (saved_inputs, outputs, weights, tuple(wanted_below), acts, has_bias,
