@@ -64,13 +64,9 @@ def _nodes(tensor: Tensor) -> Iterator[Node]:
                 stack.append(parent)
 
 
-def saved(tensor: Tensor) -> SavedMemory:
-    """Walk the graph that produced ``tensor`` and total its saved state.
-
-    Each buffer is counted once: arrays saved by several nodes, and views of one array, share it.
-    After ``backward()`` (without ``retain_graph``) everything has been released and the totals
-    are 0.
-    """
+def _saved_buffers(tensor: Tensor) -> tuple[dict[int, Any], set[int], int]:
+    """The buffers the graph behind ``tensor`` saved (by id of the array owning the memory), the
+    ids of those that are leaves' arrays (parameters, inputs), and the number of nodes."""
     buffers: dict[int, Any] = {}
     leaf_buffers: set[int] = set()
     n = 0
@@ -82,6 +78,17 @@ def saved(tensor: Tensor) -> SavedMemory:
         for parent in node.parents:
             if isinstance(parent, Tensor):
                 leaf_buffers.add(id(_root(parent.data)))
+    return buffers, leaf_buffers, n
+
+
+def saved(tensor: Tensor) -> SavedMemory:
+    """Walk the graph that produced ``tensor`` and total its saved state.
+
+    Each buffer is counted once: arrays saved by several nodes, and views of one array, share it.
+    After ``backward()`` (without ``retain_graph``) everything has been released and the totals
+    are 0.
+    """
+    buffers, leaf_buffers, n = _saved_buffers(tensor)
     total = sum(int(r.nbytes) for r in buffers.values())
     leaves = sum(int(r.nbytes) for k, r in buffers.items() if k in leaf_buffers)
     return SavedMemory(total=total, leaves=leaves, activations=total - leaves, nodes=n)
@@ -100,15 +107,7 @@ def saved_bytes(tensor: Tensor, exclude: Iterable[Any] = ()) -> int:
         cr.memory.saved_bytes(loss, exclude=[x])   # the activations of this batch
     """
     skip = {id(_root(t.data if isinstance(t, Tensor) else t)) for t in exclude}
-    buffers: dict[int, Any] = {}
-    leaf_buffers: set[int] = set()
-    for node in _nodes(tensor):
-        for a in _arrays(node.saved):
-            r = _root(a)
-            buffers[id(r)] = r
-        for parent in node.parents:
-            if isinstance(parent, Tensor):
-                leaf_buffers.add(id(_root(parent.data)))
+    buffers, leaf_buffers, _ = _saved_buffers(tensor)
     return sum(int(r.nbytes) for k, r in buffers.items() if k not in leaf_buffers | skip)
 
 

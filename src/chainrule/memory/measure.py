@@ -11,13 +11,8 @@ import numpy as np
 from ..errors import InvalidValueError
 from ..tensor import Tensor
 from .accounting import saved_bytes, track
-from .plan import _children, _model_dtype, _plan_of
+from .plan import _OPTIMIZERS, _children, _model_dtype, _plan_of
 from .step_model import _check_batch
-
-
-_OPTIMIZERS = {"sgd": ("SGD", {"lr": 0.01}), "momentum": ("SGD", {"lr": 0.01, "momentum": 0.9}),
-               "adam": ("Adam", {}), "adamw": ("AdamW", {}), "rmsprop": ("RMSprop", {}),
-               "adagrad": ("Adagrad", {})}
 
 
 @dataclass(frozen=True)

@@ -220,9 +220,11 @@ def _mlp_plan(sizes: Sequence[int], activation: Any = "relu", dtype: Any = "floa
 _OPT_STATE = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1}
 
 
-_OPT_INSTANCE = {"sgd": ("SGD", {}), "momentum": ("SGD", {"momentum": 0.9}),
-                 "adam": ("Adam", {}), "adamw": ("AdamW", {}), "rmsprop": ("RMSprop", {}),
-                 "adagrad": ("Adagrad", {})}
+# The optimizer each name stands for (class in chainrule.optim, options): what measure_step
+# builds, and what _flat_update asks about its update.
+_OPTIMIZERS = {"sgd": ("SGD", {"lr": 0.01}), "momentum": ("SGD", {"lr": 0.01, "momentum": 0.9}),
+               "adam": ("Adam", {}), "adamw": ("AdamW", {}), "rmsprop": ("RMSprop", {}),
+               "adagrad": ("Adagrad", {})}
 
 
 def _flat_update(optimizer: Any, param_bytes: list[int]) -> bool:
@@ -234,7 +236,7 @@ def _flat_update(optimizer: Any, param_bytes: list[int]) -> bool:
     from ..optim._flat import flat_limit
 
     if isinstance(optimizer, str):
-        name, kwargs = _OPT_INSTANCE[optimizer.lower().replace("-", "").replace("_", "")]
+        name, kwargs = _OPTIMIZERS[optimizer.lower().replace("-", "").replace("_", "")]
         optimizer = getattr(optim, name)([Parameter(np.zeros(1))], **kwargs)
     groups = getattr(optimizer, "param_groups", None)
     if not groups or len(groups) != 1 or len(param_bytes) < 3:
