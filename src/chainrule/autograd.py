@@ -321,16 +321,15 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 if parent.grad is None:
                     # The first gradient becomes the leaf's .grad: copy it when it may alias the
                     # incoming gradient (the user's seed), a view, or another input's gradient.
-                    # (A read-only array is a broadcast view, whose base is set.)
-                    if isinstance(gi, np.generic):  # NumPy's scalar for a 0-d result
-                        parent.grad = np.array(gi)
-                    else:
-                        shared = gi is g or gi.base is not None
-                        if not shared and len(in_grads) > 1:
-                            if repeats is None:
-                                repeats = _has_repeats(in_grads)
-                            shared = repeats and _repeated(gi, in_grads)
-                        parent.grad = gi.copy() if shared else gi
+                    # (A read-only array is a broadcast view, whose base is set; NumPy's scalar
+                    # for a 0-d result becomes a fresh 0-d array.)
+                    gi = _array(gi)
+                    shared = gi is g or gi.base is not None
+                    if not shared and len(in_grads) > 1:
+                        if repeats is None:
+                            repeats = _has_repeats(in_grads)
+                        shared = repeats and _repeated(gi, in_grads)
+                    parent.grad = gi.copy() if shared else gi
                 else:
                     parent.grad = _array(parent.grad + gi)
 

@@ -76,6 +76,17 @@ def device_of(a: Any) -> str:
     return "cpu"
 
 
+def on_device_of(a: Any, ref: Any) -> Any:
+    """``a`` on the device of the array ``ref`` when ``a`` is an array (NumPy or CuPy) that lives
+    elsewhere; anything else (numbers, lists, arrays already there) unchanged. For operands that
+    meet a tensor's data: CuPy takes no NumPy arrays and NumPy no CuPy ones."""
+    if hasattr(a, "shape"):
+        device = device_of(ref)
+        if device_of(a) != device:
+            return move_to(a, device)
+    return a
+
+
 def move_to(a: Any, device: str | None) -> Any:
     """``a`` on ``device``, copied only when it lives elsewhere."""
     target = normalize_device(device)

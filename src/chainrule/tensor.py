@@ -15,7 +15,8 @@ import numpy as np
 
 from . import autograd
 from .backend import (
-    device_of, get_xp, is_cupy_array, move_to, normalize_device, to_numpy, xp_for_device,
+    device_of, get_xp, is_cupy_array, move_to, normalize_device, on_device_of, to_numpy,
+    xp_for_device,
 )
 from .dtypes import as_dtype, get_default_dtype, is_floating, scalar_dtype
 from .errors import DTypeError, GraphError, IndexingError, InvalidValueError, ShapeError
@@ -323,9 +324,7 @@ class Tensor:
                 "item assignment on a tensor that is part of a graph is not differentiable; "
                 "build the result out of place (cr.where, cr.concat) or assign under no_grad()"
             )
-        v = value.data if isinstance(value, Tensor) else value
-        if hasattr(v, "shape") and device_of(v) != device_of(self.data):
-            v = move_to(v, device_of(self.data))
+        v = on_device_of(value.data if isinstance(value, Tensor) else value, self.data)
         idx = _ops.index_arrays(index)
         with _writing("item assignment", self):
             self.data[idx] = v
@@ -365,9 +364,7 @@ class Tensor:
         """Overwrite the data with ``src`` (broadcast to this shape); not differentiable."""
         if autograd.is_grad_enabled() and self._requires_grad:
             raise GraphError("copy_() into a tensor that requires grad: do it under no_grad()")
-        arr = src.data if isinstance(src, Tensor) else src
-        if hasattr(arr, "shape") and device_of(arr) != device_of(self.data):
-            arr = move_to(arr, device_of(self.data))
+        arr = on_device_of(src.data if isinstance(src, Tensor) else src, self.data)
         with _writing("copy_", self):
             get_xp(self.data).copyto(self.data, arr, casting="same_kind")
         self._version[0] += 1

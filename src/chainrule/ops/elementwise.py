@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import apply
-from ..backend import device_of, get_xp, move_to
+from ..backend import get_xp, on_device_of
 from ..dtypes import as_dtype, get_default_dtype
 from ..errors import DTypeError, InvalidValueError
 from ..tensor import Tensor, _is_float, as_tensor, operands
@@ -513,8 +513,8 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     boolean tensor or array and is not differentiated);  da = g [cond], db = g [not cond]."""
     c = cond.data if isinstance(cond, Tensor) else cond
     like = next((t.data for t in (a, b) if isinstance(t, Tensor)), None)
-    if like is not None and hasattr(c, "shape") and device_of(c) != device_of(like):
-        c = move_to(c, device_of(like))  # a NumPy condition next to CuPy tensors, or back
+    if like is not None:
+        c = on_device_of(c, like)  # a NumPy condition next to CuPy tensors, or back
     xp = get_xp(like) if like is not None and not hasattr(c, "shape") else get_xp(c)
     c = xp.asarray(c)
     if c.dtype != bool:
