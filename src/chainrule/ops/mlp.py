@@ -101,11 +101,13 @@ class MLP:
             # parameters: then the delta passes through W_l). Layers above everything wanted
             # keep nothing, as the unfused chain records nothing for them.
             needs = ctx.needs
-            wanted_below = []
+            wanted_below = []  # per layer: a gradient is wanted below it
+            reached = []  # per layer: a delta reaches it (wanted at or below it)
             below = needs[0]
             for l in range(len(acts)):
                 wanted_below.append(below)
                 below = below or any(needs[1 + l * step:1 + (l + 1) * step])
+                reached.append(below)
         for l, act in enumerate(acts):
             w = params[l * step]
             s = w.dot(a.T).T if _transpose_product(n, w.size) else a.dot(w.T)
@@ -113,9 +115,8 @@ class MLP:
                 s += params[l * step + 1]
             s = _activate(xp, s, act)
             if ctx is not None:
-                own = any(needs[1 + l * step:1 + (l + 1) * step])
                 saved_inputs.append(a if needs[1 + l * step] else None)
-                outputs.append(s if act != "identity" and (own or wanted_below[l]) else None)
+                outputs.append(s if act != "identity" and reached[l] else None)
             a = s
         if ctx is not None:
             weights = tuple(params[l * step] if wanted_below[l] else None
