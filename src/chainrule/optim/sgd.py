@@ -84,50 +84,43 @@ class SGD(Optimizer):
                     flat.attach({"momentum_buffer": buf}, counts_steps=False)
                 flat.finish(counts_steps=False)
                 continue
-            # sgd_update, inlined: a call per parameter costs about 0.25 us, 14% of a momentum
-            # step of a 64-64-10 MLP (tests/test_optim_flat.py checks that they agree bit for bit)
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                xp = get_xp(p.data)
-                d_p = decayed_grad(xp, p.data, p.grad, decay, maximize) if decay or maximize \
-                    else p.grad
                 if momentum != 0.0:
                     state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = xp.array(d_p, dtype=p.data.dtype,
-                                                                  copy=True)
-                    else:
-                        buf *= momentum
-                        if dampening == 0.0:
-                            buf += d_p
-                        else:
-                            buf += (1.0 - dampening) * d_p
-                    d_p = d_p + momentum * buf if nesterov else buf
-                xp.subtract(p.data, lr * d_p, out=p.data)
+                    state["momentum_buffer"] = sgd_update(
+                        get_xp(p.data), p.data, p.grad, state.get("momentum_buffer"), lr,
+                        momentum, dampening, nesterov, decay, maximize, grad_is_ours=False)
+                else:
+                    sgd_update(get_xp(p.data), p.data, p.grad, None, lr, momentum, dampening,
+                               nesterov, decay, maximize, grad_is_ours=False)
                 p.bump_version()
         return loss
 
 
 def sgd_update(xp: Any, param: Any, grad: Any, buf: Any, lr: float, momentum: float,
-               dampening: float, nesterov: bool, weight_decay: float, maximize: bool) -> Any:
-    """One SGD update (see :class:`SGD`) of a flat group: the arithmetic of the per-parameter
-    loop in :meth:`SGD.step`, ufunc for ufunc, on arrays of shape ``(n,)``.
+               dampening: float, nesterov: bool, weight_decay: float, maximize: bool,
+               grad_is_ours: bool = True) -> Any:
+    """One SGD update (see :class:`SGD`) of one parameter, or of a flat group (arrays of shape
+    ``(n,)``): the arithmetic is the same elementwise either way.
 
     Args:
         xp: the array module.
         param: :math:`p`, written in place.
-        grad: :math:`g`, the optimizer's gathered copy: overwritten.
+        grad: :math:`g`. With ``grad_is_ours`` (the flat path's gathered copy) it may be
+            overwritten; otherwise (a parameter's ``.grad``, the user's) it is only read.
         buf: the momentum buffer :math:`b_{t-1}`, updated in place; None at the first step.
 
     Returns:
         the momentum buffer :math:`b_t` (``buf``, or a new array at the first step); None when
         ``momentum == 0``.
     """
-    d_p = decayed_grad(xp, param, grad, weight_decay, maximize) if weight_decay or maximize \
-        else grad
-    scratch = True  # d_p is an array of ours (grad, or a new one), free to scale in place
+    if weight_decay or maximize:
+        d_p = decayed_grad(xp, param, grad, weight_decay, maximize)
+        scratch = True  # a new array of ours, free to scale in place
+    else:
+        d_p, scratch = grad, grad_is_ours
     if momentum != 0.0:
         if buf is None:
             buf = xp.array(d_p, dtype=param.dtype, copy=True)
@@ -138,7 +131,7 @@ def sgd_update(xp: Any, param: Any, grad: Any, buf: Any, lr: float, momentum: fl
             else:
                 buf += (1.0 - dampening) * d_p
         if nesterov:
-            d_p = d_p + momentum * buf
+            d_p, scratch = d_p + momentum * buf, True  # a new array
         else:
             d_p, scratch = buf, False
     # p <- p - lr * d_p
