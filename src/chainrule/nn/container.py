@@ -19,7 +19,7 @@ from .activation import (
 )
 from .dropout import Dropout, _probability
 from .linear import Linear, _float_dtype
-from .module import Module, register_layer
+from .module import Module, flatten_parameters, register_layer
 
 
 @register_layer
@@ -283,27 +283,11 @@ class MLP(Sequential):
         return plan
 
     def _flatten_parameters(self) -> None:
-        """Store every parameter as a view of one contiguous 1-D array, in ``parameters()``
-        order (W^(1), b^(1), W^(2), ...), as PyTorch's ``flatten_parameters`` does for RNNs.
-
-        The values do not change; what changes is that the optimizers find the whole network
-        in one buffer and update it with a handful of array operations instead of a handful per
-        parameter (``chainrule.optim``'s flat path; on the 64-64-10 network of the digits
-        benchmark SGD's step went from ~7 to ~3 us). Called at construction and after ``to()``;
-        anything that later rebinds a parameter's ``data`` just makes the optimizers fall back
-        to their per-parameter loop."""
-        params = list(self.parameters())
-        first = params[0].data
-        xp = cr.get_xp(first)
-        if any(cr.get_xp(p.data) is not xp or p.data.dtype != first.dtype for p in params):
-            return
-        flat = xp.empty(sum(int(p.data.size) for p in params), dtype=first.dtype)
-        start = 0
-        for p in params:
-            view = flat[start:start + p.data.size].reshape(p.data.shape)
-            view[...] = p.data
-            p.data = view
-            start += view.size
+        """Every parameter a view of one array, in ``parameters()`` order (W^(1), b^(1), W^(2),
+        ...): see :func:`flatten_parameters`. At construction and after ``to()``. (Measured on
+        nn.MLP with the optimizers' flat path on and off: Adam 1.7x faster on 64-64-10, plain
+        SGD about the same.)"""
+        flatten_parameters(list(self.parameters()))
 
     def to(self, device: str | None = None, dtype: Any = None) -> MLP:
         super().to(device=device, dtype=dtype)

@@ -27,7 +27,7 @@ rebuildable too.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -110,6 +110,28 @@ class Parameter(cr.Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+def flatten_parameters(params: Sequence[Parameter]) -> Any:
+    """Make ``params`` views of one new contiguous 1-D array, back to back in the given order,
+    their values unchanged (as PyTorch's ``flatten_parameters`` does for RNNs). Returns that
+    array, or None, changing nothing, when the parameters differ in backend or dtype.
+
+    An optimizer finds a group laid out so and updates it with a handful of array operations
+    instead of a handful per parameter (``chainrule.optim._flat``). Anything that later rebinds
+    a parameter's ``data`` only sends the optimizers back to their per-parameter loop."""
+    first = params[0].data
+    xp = cr.get_xp(first)
+    if any(cr.get_xp(p.data) is not xp or p.data.dtype != first.dtype for p in params):
+        return None
+    flat = xp.empty(sum(int(p.data.size) for p in params), dtype=first.dtype)
+    start = 0
+    for p in params:
+        view = flat[start:start + p.data.size].reshape(p.data.shape)
+        view[...] = p.data
+        p.data = view
+        start += view.size
+    return flat
 
 
 class LoadResult(NamedTuple):

@@ -7,6 +7,7 @@ from typing import Any
 
 import chainrule as cr
 from chainrule.backend import get_xp
+from chainrule.nn.module import flatten_parameters
 
 
 def make_optimizer(est: Any, net: Any) -> tuple[FlatParams, Any]:
@@ -67,14 +68,7 @@ class FlatParams:
 
 def _flatten(params: list[Any]) -> Any:
     """One Parameter holding ``params`` back to back; each of them becomes a view of it."""
-    xp = get_xp(params[0].data)
-    flat = xp.concatenate([p.data.ravel() for p in params])
-    offset = 0
-    for p in params:
-        size = p.data.size
-        p.data = flat[offset:offset + size].reshape(p.data.shape)
-        offset += size
-    return cr.nn.Parameter(flat)
+    return cr.nn.Parameter(flatten_parameters(params))
 
 
 __all__ = ["FlatParams", "make_optimizer"]
