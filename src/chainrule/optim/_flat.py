@@ -235,6 +235,14 @@ class FlatStep:
             self._opt_state[p] = st
         self.state = dict(flat_state)
 
+    def counted_state(self, names: tuple[str, ...], fill: float = 0.0) -> dict[str, np.ndarray]:
+        """The flat state of an optimizer that counts steps, made (arrays of ``fill``, attached)
+        at the group's first step."""
+        if self.state is None:
+            self.attach({name: np.full_like(self.param, fill) for name in names},
+                        counts_steps=True)
+        return self.state
+
     def finish(self, counts_steps: bool) -> None:
         """Set each parameter's ``state[p]["step"]`` to ``step + 1`` (if ``counts_steps``) and bump
         its version."""

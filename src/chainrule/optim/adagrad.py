@@ -69,10 +69,7 @@ class Adagrad(Optimizer):
             flat = flat_step(self, group, ("sum",), counts_steps=True,
                              calls=self._flat_calls(group))
             if flat is not None:
-                state = flat.state
-                if state is None:
-                    state = {"sum": np.full_like(flat.param, group["initial_accumulator_value"])}
-                    flat.attach(state, counts_steps=True)
+                state = flat.counted_state(("sum",), group["initial_accumulator_value"])
                 clr = lr / (1.0 + flat.step * lr_decay)
                 adagrad_update(np, flat.param, flat.grad, state["sum"], clr, *options)
                 flat.finish(counts_steps=True)
@@ -80,16 +77,9 @@ class Adagrad(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                xp = get_xp(p.data)
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {
-                        "step": 0,
-                        "sum": xp.full_like(p.data, group["initial_accumulator_value"]),
-                    }
-                state["step"] += 1
+                state = self._counted_state(p, ("sum",), group["initial_accumulator_value"])
                 clr = lr / (1.0 + (state["step"] - 1) * lr_decay)
-                adagrad_update(xp, p.data, p.grad, state["sum"], clr, *options)
+                adagrad_update(get_xp(p.data), p.data, p.grad, state["sum"], clr, *options)
                 p.bump_version()
         return loss
 

@@ -148,10 +148,7 @@ def _adam_group_step(opt: Optimizer, group: dict[str, Any], decoupled: bool) -> 
     names = _STATE_NAMES[group["amsgrad"]]
     flat = flat_step(opt, group, names, counts_steps=True, calls=_adam_calls(group, decoupled))
     if flat is not None:
-        state = flat.state
-        if state is None:
-            state = {name: np.zeros_like(flat.param) for name in names}
-            flat.attach(state, counts_steps=True)
+        state = flat.counted_state(names)
         adam_update(np, flat.param, flat.grad, state["exp_avg"], state["exp_avg_sq"],
                     state.get("max_exp_avg_sq"), flat.step + 1, *options)
         flat.finish(counts_steps=True)
@@ -159,14 +156,8 @@ def _adam_group_step(opt: Optimizer, group: dict[str, Any], decoupled: bool) -> 
     for p in group["params"]:
         if p.grad is None:
             continue
-        xp = get_xp(p.data)
-        state = opt.state.get(p)
-        if state is None:
-            state = opt.state[p] = {"step": 0}
-            for name in names:
-                state[name] = xp.zeros_like(p.data)
-        state["step"] += 1
-        adam_update(xp, p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
+        state = opt._counted_state(p, names)
+        adam_update(get_xp(p.data), p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
                     state["max_exp_avg_sq"] if group["amsgrad"] else None, state["step"],
                     *options)
         p.bump_version()

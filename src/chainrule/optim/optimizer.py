@@ -161,6 +161,19 @@ class Optimizer:
         """Validate a group's options and normalise them in place (Python floats and bools)."""
         raise NotImplementedError
 
+    def _counted_state(self, p: Tensor, names: tuple[str, ...], fill: float = 0.0
+                       ) -> dict[str, Any]:
+        """``p``'s state on the per-parameter path, made at its first step (``{"step": 0}`` and
+        an array of ``fill`` per name, like ``p``), with ``"step"`` advanced by one."""
+        state = self.state.get(p)
+        if state is None:
+            xp = get_xp(p.data)
+            state = self.state[p] = {"step": 0}
+            for name in names:
+                state[name] = xp.full_like(p.data, fill)
+        state["step"] += 1
+        return state
+
     @staticmethod
     def _flat_calls(group: dict[str, Any]) -> int:
         """About how many ufunc calls the update makes per parameter under ``group``'s options:

@@ -79,10 +79,7 @@ class RMSprop(Optimizer):
             flat = flat_step(self, group, names, counts_steps=True,
                              calls=self._flat_calls(group))
             if flat is not None:
-                state = flat.state
-                if state is None:
-                    state = {name: np.zeros_like(flat.param) for name in names}
-                    flat.attach(state, counts_steps=True)
+                state = flat.counted_state(names)
                 rmsprop_update(np, flat.param, flat.grad, state["square_avg"],
                                state.get("momentum_buffer"), state.get("grad_avg"), *options)
                 flat.finish(counts_steps=True)
@@ -90,14 +87,8 @@ class RMSprop(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                xp = get_xp(p.data)
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0}
-                    for name in names:
-                        state[name] = xp.zeros_like(p.data)
-                state["step"] += 1
-                rmsprop_update(xp, p.data, p.grad, state["square_avg"],
+                state = self._counted_state(p, names)
+                rmsprop_update(get_xp(p.data), p.data, p.grad, state["square_avg"],
                                state["momentum_buffer"] if momentum > 0.0 else None,
                                state["grad_avg"] if group["centered"] else None, *options)
                 p.bump_version()
