@@ -49,6 +49,7 @@ def test_fused_equals_unfused_bit_for_bit(act, out_act, dtype, shape):
     fused, unfused = _grads(model, x, True), _grads(model, x, False)
     for a, b in zip(fused, unfused):
         assert a.dtype == b.dtype and a.shape == b.shape
+        assert np.isfinite(a).all()  # (assert_array_equal takes NaN as equal to NaN)
         np.testing.assert_array_equal(a, b)
 
 
