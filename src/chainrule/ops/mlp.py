@@ -57,11 +57,21 @@ def _activate(xp: Any, s: Any, act: str) -> Any:
     return s
 
 
-def _times_derivative(xp: Any, delta: Any, y: Any, act: str) -> Any:
+def _times_derivative(xp: Any, delta: Any, y: Any, act: str, owned: bool = False) -> Any:
     """delta * theta'(s) from the activation's output y, with the arithmetic of the unfused
-    VJPs (``Relu``/``Tanh``/``Sigmoid.vjp``), so both paths round identically. Never writes
-    into ``delta`` (it may be the caller's gradient)."""
+    VJPs (``Relu``/``Tanh``/``Sigmoid.vjp``), so both paths round identically. Writes into
+    ``delta`` only when ``owned`` (a fresh array of this VJP's, not the caller's gradient).
+
+    For ReLU an owned delta is multiplied in place by the boolean mask [y > 0] (a quarter of
+    delta's bytes for float32) instead of filling a new float array with the mask first: the
+    product is the same (x * 1 = x and x * 0 = +-0 exactly, whichever operand comes first), and
+    one array of delta's size is neither allocated nor written: 1.5 MB a step at batch 1024 of
+    the 784-256-128-10 network (147k against 143k samples/s there, two separate runs of
+    ``benchmarks.mlp``: within the noise, but not slower)."""
     if act == "relu":
+        if owned:
+            delta *= xp.greater(y, 0)
+            return delta
         d = xp.greater(y, 0, out=xp.empty_like(delta))
         d *= delta
         return d
@@ -133,10 +143,11 @@ class MLP:
         delta = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
         grads: list[Any] = [None] * len(needs)
         release = ctx.final  # free each layer's saved arrays once used, as the unfused chain does
+        owned = False  # whether delta is a fresh array of this VJP's (not the incoming g)
         for l in range(len(acts) - 1, -1, -1):
             y = outputs[l]
             if y is not None:
-                delta = _times_derivative(xp, delta, y, acts[l])
+                delta = _times_derivative(xp, delta, y, acts[l], owned)
                 if release:
                     outputs[l] = y = None
             if needs[1 + l * step]:
@@ -148,6 +159,7 @@ class MLP:
             if not wanted_below[l]:
                 break
             delta = delta.dot(weights[l])
+            owned = True
         else:
             if needs[0]:
                 grads[0] = delta.reshape(x_shape)
