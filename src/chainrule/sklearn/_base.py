@@ -11,7 +11,8 @@ The training loop follows ``sklearn.neural_network.MLPClassifier`` step for step
   ``batch_size`` (``"auto"``: min(200, n_samples));
 - the objective of a batch B is the weighted mean loss plus the L2 penalty on the weights (not the
   biases) alpha / (2 sum_{i in B} w_i) * sum_l ||W_l||^2 (w_i = 1 without weights), whose gradient
-  reaches the optimizer as its ``weight_decay`` alpha / sum_i w_i;
+  (alpha / sum_i w_i) W is added to the weights' gradient before the optimizer's step (as a
+  ``weight_decay`` of alpha / sum_i w_i on the weights alone would add it);
 - ``loss_curve_`` holds the epoch's batch objectives averaged by batch size; training stops when
   the training loss (or, with ``early_stopping``, the validation metric) has not improved by
   ``tol`` for ``n_iter_no_change`` epochs, and warns with ``ConvergenceWarning`` at ``max_iter``;
@@ -39,6 +40,7 @@ from chainrule.backend import move_to, normalize_device, to_numpy
 from chainrule.checkpoint import checkpoint_sequential
 
 from ._heads import Head
+from ._direct import direct_step
 from ._optim import make_optimizer
 from ._params import HIDDEN_ACTIVATIONS, check_common, compute_dtype, hidden_sizes
 
@@ -296,6 +298,38 @@ class BaseMLP(BaseEstimator):
         half_alpha = 0.5 * alpha
         weights = flat.weights
         Tensor = cr.Tensor
+        dtype = weights.data.dtype
+        direct = None
+        if layers is None and const is None and getattr(X, "dtype", None) == dtype:
+            direct = direct_step(net, self._head, device, segments, dtype)
+        if direct is not None:
+            views = flat.grad_views(direct.params)
+
+            def direct_step_of(idx: Any) -> float:
+                # The same step as below, without the graph (see ``_direct``): bit-identical.
+                xb = X[idx] if gather is None or type(idx) is slice else gather(idx, axis=0)
+                if sparse:
+                    xb = xb.toarray()
+                wb = None if sw is None else sw[idx]
+                if wb is not None:
+                    total = float(wb.sum())
+                    if total <= 0:
+                        return 0.0
+                    wb = wb.astype(dtype)
+                else:
+                    total = float(xb.shape[0])
+                loss, grads = direct(xb, T[idx], wb)
+                value = loss.item()
+                decay = 0.0
+                if penalty:
+                    w = weights.data
+                    value += half_alpha * float(w @ w) / total
+                    decay = alpha / total
+                flat.gather_grads(decay, grads, views)
+                optimizer.step()
+                return value
+
+            return direct_step_of
 
         def step(idx: Any) -> float:
             xb = X[idx] if gather is None or type(idx) is slice else gather(idx, axis=0)
@@ -314,13 +348,14 @@ class BaseMLP(BaseEstimator):
             value = loss.data.item()
             if const is not None:
                 value += float(np.average(const[idx], weights=wb))
+            decay = 0.0
             if penalty:
                 w = weights.data
                 value += half_alpha * float(w @ w) / total
-                optimizer.param_groups[0]["weight_decay"] = alpha / total
+                decay = alpha / total
             flat.release_grads()
             loss.backward()
-            flat.gather_grads()
+            flat.gather_grads(decay)
             optimizer.step()
             return value
 

@@ -1,5 +1,5 @@
 """The optimizer of the scikit-learn estimators, over the network's parameters gathered into
-two flat buffers (weights, biases)."""
+one flat buffer (weights first, then biases)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,21 @@ from chainrule.nn.module import flatten_parameters
 
 
 def make_optimizer(est: Any, net: Any) -> tuple[FlatParams, Any]:
-    """The flat parameters of ``net`` and a fresh optimizer of ``est.solver`` over them: group 0
-    holds the weights (whose weight decay carries the L2 penalty), group 1 the biases."""
+    """The flat parameters of ``net`` and a fresh optimizer of ``est.solver`` over them.
+
+    One parameter group holds everything, so a step is one update of one array. The L2 penalty's
+    gradient (alpha / sum_i w_i) W is added to the weights' part of the gathered gradient by
+    :meth:`FlatParams.gather_grads`, exactly as a ``weight_decay`` restricted to the weights would
+    add it (``decay * W + g``), so no second group is needed for the biases. AdamW's decay is
+    decoupled from the gradient, so ``adamw`` keeps two groups: the weights (decay alpha) and
+    the biases (no decay)."""
     flat = FlatParams(net)
-    decay = est.alpha if est.solver == "adamw" else 0.0
-    groups = [{"params": [flat.weights], "weight_decay": decay},
-              {"params": [flat.biases], "weight_decay": 0.0}]
+    if est.solver == "adamw":
+        groups: list[dict[str, Any]] = [
+            {"params": [flat.weights], "weight_decay": est.alpha},
+            {"params": [flat.biases], "weight_decay": 0.0}]
+    else:
+        groups = [{"params": [flat.all], "weight_decay": 0.0}]
     lr = est.learning_rate_init
     optim = cr.optim
     if est.solver == "sgd":
@@ -34,41 +43,91 @@ def make_optimizer(est: Any, net: Any) -> tuple[FlatParams, Any]:
 
 
 class FlatParams:
-    """The weights and the biases of a network, each gathered into one contiguous buffer that
-    the layers' parameters view, so the optimizer makes one update per group and step instead of
-    one per layer (its per-parameter overhead is most of a small network's step).
+    """The weights and the biases of a network gathered into one contiguous buffer, of shape
+    (n,) with n the number of parameters: ``W_1 .. W_L`` then ``b_1 .. b_L``; the layers'
+    parameters become views of it. The optimizer then makes one update per step instead of one
+    per layer (its per-parameter overhead is most of a small network's step).
 
     The layers stay ordinary: their parameters receive gradients from backward as usual, and
-    :meth:`gather_grads` concatenates those into the flat parameters' ``grad``.
+    :meth:`gather_grads` copies those into one gradient buffer, of shape (n,), allocated once.
+
+    Attributes:
+        all: the Parameter over the whole buffer (the optimizer's, except for ``adamw``).
+        weights, biases: Parameters over its first ``n_weights`` and its remaining entries.
+        n_weights: sum_l of the size of W_l.
     """
 
     def __init__(self, net: Any) -> None:
         self.layer_weights = [layer.weight for layer in net.linears]
         self.layer_biases = [layer.bias for layer in net.linears]
-        self.weights = _flatten(self.layer_weights)
-        self.biases = _flatten(self.layer_biases)
-        self._all = (*self.layer_weights, *self.layer_biases, self.weights, self.biases)
-        self._groups = ((self.weights, tuple(self.layer_weights)),
-                        (self.biases, tuple(self.layer_biases)))
+        self._layer_params = (*self.layer_weights, *self.layer_biases)
+        base = flatten_parameters(self._layer_params)
+        self.n_weights = nw = sum(int(w.data.size) for w in self.layer_weights)
+        self.all = cr.nn.Parameter(base)
+        self.weights = cr.nn.Parameter(base[:nw])
+        self.biases = cr.nn.Parameter(base[nw:])
+        self._all = (*self._layer_params, self.all, self.weights, self.biases)
+        self._grad: Any = None  # the gradient buffer, made at the first gather
+        self._grad_views: tuple[Any, ...] = ()
+        self._scratch: Any = None  # decay * W, shape (n_weights,)
 
     def release_grads(self) -> None:
         for p in self._all:
             p.grad = None
 
-    def gather_grads(self) -> None:
-        for flat, params in self._groups:
-            xp = get_xp(flat.data)
-            grads = []
-            for p in params:
-                g = p.grad
-                grads.append(xp.zeros(p.data.size, dtype=p.dtype) if g is None
-                             else g.reshape(-1))
-            flat.grad = xp.concatenate(grads)
+    def grad_views(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The views of the gradient buffer that hold the gradients of ``params`` (layer
+        parameters, in any order)."""
+        self._ensure_buffer()
+        where = {id(p): v for p, v in zip(self._layer_params, self._grad_views)}
+        return tuple(where[id(p)] for p in params)
 
+    def _ensure_buffer(self) -> None:
+        base = self.all.data
+        buf = self._grad
+        if buf is None or get_xp(buf) is not get_xp(base) or buf.dtype != base.dtype:
+            buf = self._grad = get_xp(base).empty_like(base)
+            start, views = 0, []
+            for p in self._layer_params:
+                size = int(p.data.size)
+                views.append(buf[start:start + size].reshape(p.data.shape))
+                start += size
+            self._grad_views = tuple(views)
+            self._scratch = None
 
-def _flatten(params: list[Any]) -> Any:
-    """One Parameter holding ``params`` back to back; each of them becomes a view of it."""
-    return cr.nn.Parameter(flatten_parameters(params))
+    def gather_grads(self, decay: float = 0.0, grads: tuple[Any, ...] | None = None,
+                     views: tuple[Any, ...] | None = None) -> None:
+        """Copy the layers' gradients into the gradient buffer (zeros where a layer has none),
+        then :meth:`finish_grads`. With ``grads`` and ``views`` (from :meth:`grad_views`), those
+        arrays are copied instead of the layers' ``.grad`` (the graph-free step of
+        ``_direct``)."""
+        self._ensure_buffer()
+        if grads is None:
+            views = self._grad_views
+            grads = tuple(p.grad for p in self._layer_params)
+        for view, g in zip(views, grads):
+            if g is None:
+                view.fill(0)
+            else:
+                view[...] = g
+        self.finish_grads(decay)
+
+    def finish_grads(self, decay: float = 0.0) -> None:
+        """With ``decay`` > 0, add ``decay * W`` to the weights' part of the gradient buffer
+        (which holds this step's gradients, copied there by :meth:`gather_grads`); then hand the buffer (or its two parts) to the flat
+        parameters as their ``grad``."""
+        buf = self._grad
+        nw = self.n_weights
+        if decay:
+            base = self.all.data
+            scratch = self._scratch
+            if scratch is None:
+                scratch = self._scratch = get_xp(base).empty_like(base[:nw])
+            get_xp(base).multiply(base[:nw], decay, out=scratch)
+            buf[:nw] += scratch  # g + decay * W, as weight_decay computes it
+        self.all.grad = buf
+        self.weights.grad = buf[:nw]
+        self.biases.grad = buf[nw:]
 
 
 __all__ = ["FlatParams", "make_optimizer"]

@@ -1,0 +1,132 @@
+"""chainrule.sklearn._direct: the graph-free training step gives the same fit, bit for bit, as
+the step through the autodiff graph, and is taken exactly where it applies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from chainrule.sklearn import MLPClassifier, MLPRegressor
+from chainrule.sklearn import _base, _direct
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:300] / 16.0, y[:300]
+
+
+def _fit(monkeypatch, graph: bool, make, X, y, **fit_kw):
+    with monkeypatch.context() as m:
+        if graph:
+            m.setattr(_base, "direct_step", lambda *a, **k: None)
+        return make().fit(X, y, **fit_kw)
+
+
+def _calls(monkeypatch):
+    """Count the graph-free steps taken."""
+    calls = []
+    original = _direct.DirectStep.__call__
+
+    def counting(self, *args):
+        calls.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(_direct.DirectStep, "__call__", counting)
+    return calls
+
+
+CONFIGS = {
+    "adam-float64": dict(),
+    "adam-float32": dict(dtype="float32"),
+    "sgd-nesterov-tanh": dict(solver="sgd", momentum=0.9, activation="tanh",
+                              learning_rate_init=0.05),
+    "two-layers-logistic-no-penalty": dict(hidden_layer_sizes=(20, 10), activation="logistic",
+                                           alpha=0.0),
+    "early-stopping": dict(early_stopping=True, validation_fraction=0.2, n_iter_no_change=3),
+    "rmsprop-batch-37": dict(solver="rmsprop", batch_size=37, learning_rate_init=0.01),
+    "adamw": dict(solver="adamw", alpha=1e-2),
+    "class-weight": dict(class_weight="balanced"),
+}
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_direct_step_fits_exactly_as_the_graph(monkeypatch, digits, config):
+    X, y = digits
+    params = {"hidden_layer_sizes": (24,), "max_iter": 6, "random_state": 0, "tol": 0.0,
+              **CONFIGS[config]}
+    make = lambda: MLPClassifier(**params)  # noqa: E731
+    calls = _calls(monkeypatch)
+    direct = _fit(monkeypatch, False, make, X, y)
+    assert calls, "the multiclass log_loss fit should take the graph-free step"
+    n_direct = len(calls)
+    graph = _fit(monkeypatch, True, make, X, y)
+    assert len(calls) == n_direct, "the graph fit must not call the graph-free step"
+    assert direct.loss_curve_ == graph.loss_curve_  # exact, not approximate
+    for a, b in zip(direct.coefs_ + direct.intercepts_, graph.coefs_ + graph.intercepts_):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+        assert np.isfinite(a).all()
+    if direct.validation_scores_ is not None:
+        assert direct.validation_scores_ == graph.validation_scores_
+
+
+def test_direct_step_with_sample_weight(monkeypatch, digits):
+    X, y = digits
+    w = np.random.default_rng(0).uniform(0.0, 3.0, len(y))
+    w[:7] = 0.0
+    make = lambda: MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=1,  # noqa
+                                 batch_size=50, dtype="float32")
+    calls = _calls(monkeypatch)
+    direct = _fit(monkeypatch, False, make, X, y, sample_weight=w)
+    assert calls
+    graph = _fit(monkeypatch, True, make, X, y, sample_weight=w)
+    assert direct.loss_curve_ == graph.loss_curve_
+    for a, b in zip(direct.coefs_ + direct.intercepts_, graph.coefs_ + graph.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_partial_fit_takes_the_direct_step_too(monkeypatch, digits):
+    X, y = digits
+    make = lambda: MLPClassifier(hidden_layer_sizes=(16,), random_state=2)  # noqa: E731
+    calls = _calls(monkeypatch)
+    a = make()
+    for _ in range(3):
+        a.partial_fit(X, y, classes=np.unique(y))
+    assert calls
+    with monkeypatch.context() as m:
+        m.setattr(_base, "direct_step", lambda *args, **kw: None)
+        b = make()
+        for _ in range(3):
+            b.partial_fit(X, y, classes=np.unique(y))
+    assert a.loss_curve_ == b.loss_curve_
+    for u, v in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, dropout=0.2),
+    lambda: MLPClassifier(hidden_layer_sizes=(8, 8), max_iter=2, checkpoint_segments=2),
+    lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, activation="leaky_relu"),
+    lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, loss="squared_error"),
+    lambda: MLPRegressor(hidden_layer_sizes=(8,), max_iter=2),
+], ids=["dropout", "checkpointing", "leaky-relu", "square-loss", "regressor"])
+def test_other_fits_take_the_graph(monkeypatch, digits, make):
+    """Where the step would need more than the two fused nodes, the graph runs it."""
+    X, y = digits
+    calls = _calls(monkeypatch)
+    est = make()
+    est.fit(X, y if isinstance(est, MLPClassifier) else y.astype(float))
+    assert not calls
+    assert np.isfinite(est.loss_curve_).all()
+
+
+def test_binary_log_loss_takes_the_graph(monkeypatch, digits):
+    """Two classes use the sigmoid head (one output), which the graph-free step does not cover."""
+    X, y = digits
+    calls = _calls(monkeypatch)
+    MLPClassifier(hidden_layer_sizes=(8,), max_iter=2).fit(X, y % 2)
+    assert not calls
