@@ -51,6 +51,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 MARKER = "@@MLP-RESULT@@ "
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# glibc's allocator settings and a preloaded allocator: they decide whether the arrays a step
+# frees go back to the kernel (and are paged in again, a minor page fault per 4 KiB, by the next
+# step), which costs a large-batch step as much as a sixth of its time (see benchmarks/README.md)
+ALLOCATOR_VARS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
+                  "MALLOC_ARENA_MAX", "LD_PRELOAD")
 SCHEMA = "chainrule.benchmarks.mlp/1"
 
 FULL = dict(reps=3, warmup=0.3, chunk=0.5, chunks=3, retries=2)
@@ -95,6 +100,16 @@ def _own_cpu_s() -> float:
         return t.user + t.system
 
 
+def _minor_faults() -> int | None:
+    """Minor page faults of this process so far (getrusage); None where it is unavailable."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except (ImportError, OSError):
+        return None
+
+
 def _loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -133,12 +148,14 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     # the machine (all CPUs x wall time). BLAS threads that must wait for a busy core make
     # small products many times slower, so a run with contention is flagged in the report.
     busy0, own0 = _cpu_busy_s(), _own_cpu_s()
+    faults0 = _minor_faults()
     chunks = []
     for _ in range(spec["chunks"]):
         t0 = time.perf_counter()
         trainer.train(chunk_steps)
         chunks.append(time.perf_counter() - t0)
     busy1, own1 = _cpu_busy_s(), _own_cpu_s()
+    faults1 = _minor_faults()
     contention = None
     if busy0 is not None and busy1 is not None:
         other = (busy1 - busy0) - (own1 - own0)  # /proc/stat counts every CPU
@@ -159,8 +176,12 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         "versions": mod.versions(),
         "threadpools": _threadpools(),
         "openblas_env": {k: os.environ.get(k) for k in OPENBLAS_VARS},
+        "allocator_env": {k: os.environ.get(k) for k in ALLOCATOR_VARS},
         "thread_env": {k: os.environ.get(k) for k in THREAD_VARS},
         "own_cpu_per_wall": (own1 - own0) / sum(chunks),
+        # memory the step's allocations had to page in again (see ALLOCATOR_VARS)
+        "minor_faults_per_step": (None if faults0 is None or faults1 is None
+                                  else (faults1 - faults0) / (chunk_steps * len(chunks))),
         # single-threaded, CPU time hardly depends on other processes: a steadier figure
         "samples_per_cpu_s": chunk_steps * len(chunks) * w.batch / max(own1 - own0, 1e-9),
         "contention": contention,
@@ -398,6 +419,17 @@ def markdown(report: dict[str, Any]) -> str:
             for wname, r in report["ratios_per_cpu_s"].items():
                 lines.append(f"| {WORKLOADS[wname].label} | " + " | ".join(
                     f"{r[p]:.2f}" if p in r else "-" for p in others) + " |")
+    faults = report.get("summary_minor_faults_per_step")
+    if faults and any(row for row in faults.values()):
+        lines += ["", "Minor page faults per step while timed, median over repetitions: memory "
+                  "that the step's fresh arrays had to page in again because the allocator had "
+                  "returned it to the kernel (each costs about a microsecond; see "
+                  "benchmarks/README.md, \"Page faults\"):", "",
+                  "| workload | " + " | ".join(ran) + " |", "|---|" + "---:|" * len(ran)]
+        for wname, row in faults.items():
+            cells = [f"{v['median']:,.0f}" if (v := row.get(p)) and v.get("median") is not None
+                     else "-" for p in ran]
+            lines.append(f"| {WORKLOADS[wname].label} | " + " | ".join(cells) + " |")
     lines += ["", "## Peers", "", "| peer | status | versions | BLAS in the worker | timed step |",
               "|---|---|---|---|---|"]
     for p in peers:
@@ -422,6 +454,9 @@ def markdown(report: dict[str, Any]) -> str:
         "- " + ", ".join(f"{k}={env['parent'][k]!r}" for k in OPENBLAS_VARS)
         + (" (unset for every worker: --unset-openblas-env)" if env["unset_for_workers"]
            else " (passed to the workers unchanged)"),
+        "- allocator: " + (", ".join(f"{k}={v!r}" for k, v in
+                                     (report.get("allocator_env") or {}).items() if v)
+                           or "glibc defaults (no MALLOC_* variable, no LD_PRELOAD)"),
         f"- chainrule commit {m['chainrule_commit']}"
         f"{' + uncommitted changes' if m['chainrule_worktree_dirty'] else ''}; "
         f"load average at start {m['loadavg_at_start']}, "
@@ -465,6 +500,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine_info(),
         "openblas_env": {"parent": {k: os.environ.get(k) for k in OPENBLAS_VARS},
                          "unset_for_workers": bool(args.unset_openblas_env)},
+        "allocator_env": {k: os.environ.get(k) for k in ALLOCATOR_VARS},
         "blas": _blas_probe(env),
         "peers": peer_info,
     }
@@ -508,6 +544,9 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     report["summary"] = summarize(runs, workloads, active)
     report["ratios"] = ratios(report["summary"])
     report["summary_per_cpu_s"] = summarize(runs, workloads, active, "samples_per_cpu_s")
+    report["summary_minor_faults_per_step"] = summarize(
+        [r for r in runs if r.get("minor_faults_per_step") is not None], workloads, active,
+        "minor_faults_per_step")
     report["ratios_per_cpu_s"] = ratios(report["summary_per_cpu_s"])
     report["elapsed_s"] = time.perf_counter() - started
     return report
