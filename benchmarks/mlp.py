@@ -423,7 +423,7 @@ def markdown(report: dict[str, Any]) -> str:
     if faults and any(row for row in faults.values()):
         lines += ["", "Minor page faults per step while timed, median over repetitions: memory "
                   "that the step's fresh arrays had to page in again because the allocator had "
-                  "returned it to the kernel (each costs about a microsecond; see "
+                  "returned it to the kernel (about 1.5 us each on this machine; see "
                   "benchmarks/README.md, \"Page faults\"):", "",
                   "| workload | " + " | ".join(ran) + " |", "|---|" + "---:|" * len(ran)]
         for wname, row in faults.items():

@@ -19,8 +19,8 @@ layers' ``.grad`` (the gradients are copied straight into the optimizer's flat b
 is built once per fit on the parameter arrays of that moment; nothing rebinds them during it.
 
 On the digits benchmark (64-100-10, batches of 200, Adam, one BLAS thread) this cut a step
-from about 2.24 to 2.08 million instructions (callgrind) and the fit went from 2.41x to
-2.80x scikit-learn's speed in float32 (``benchmarks/sklearn_digits.py``).
+from about 2.24 to 2.08 million instructions (callgrind), and the float32 fit went from 2.41x to
+2.80x the speed of scikit-learn's default (float64) fit (``benchmarks/sklearn_digits.py``).
 
 Everything else (other losses, dropout, ``checkpoint_segments``, a GPU) takes the graph.
 """
