@@ -668,3 +668,53 @@ def test_input_errors_are_sklearns(iris):
     with pytest.warns(UserWarning, match="clipped"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         MLPClassifier(**small_net(batch_size=1000, max_iter=1)).fit(X, y)
+
+
+# ----------------------------------------------------------------------------- subnormal numbers
+def test_flush_subnormals_zeroes_only_subnormal_parameters_and_state():
+    from chainrule.sklearn._optim import FlatParams
+
+    net = cr.nn.MLP([3, 2, 2], dtype="float32")
+    flat = FlatParams(net)
+    tiny = np.finfo(np.float32).tiny
+    base = flat.all.data
+    planted = np.array([1e-40, -3e-39, tiny, -tiny, 1e-30, 0.0, 0.5, -0.0], dtype=np.float32)
+    base[:8] = planted
+    state = {"step": 3, "exp_avg": np.full(base.shape, 2e-42, np.float32),
+             "exp_avg_sq": np.full(base.shape, 1e-20, np.float32)}
+
+    class Opt:  # only what flush_subnormals reads
+        pass
+
+    opt = Opt()
+    opt.state = {flat.all: state}
+    flat.flush_subnormals(opt)
+    expected = np.array([0.0, 0.0, tiny, -tiny, 1e-30, 0.0, 0.5, -0.0], dtype=np.float32)
+    np.testing.assert_array_equal(base[:8], expected)
+    assert (state["exp_avg"] == 0).all()
+    assert (state["exp_avg_sq"] == np.float32(1e-20)).all()  # normal: untouched
+    assert state["step"] == 3
+    # the layers see it: their parameters are views of the flat buffer
+    assert net.linears[0].weight.data.reshape(-1)[0] == 0
+
+
+def test_subnormal_weights_do_not_survive_an_epoch(digits):
+    """Weights of an input that is always zero (digits' pixel 0) with no Adam moments left: their
+    gradient alpha W / n underflows to 0, so without the flush they would stay subnormal for
+    good, and every product with them would take the CPU's slow path."""
+    X, y = digits
+    X, y = X[:400].astype(np.float32), y[:400]
+    assert (X[:, 0] == 0).all()
+    est = MLPClassifier(hidden_layer_sizes=(8,), dtype="float32", random_state=0)
+    est.partial_fit(X, y, classes=np.arange(10))
+    W = est.network_.linears[0].weight.data  # (8, 64), a view of the flat buffer
+    W[:, 0] = 1e-40
+    state = est._optimizer.state[est._flat.all]
+    for name in ("exp_avg", "exp_avg_sq"):
+        state[name][:W.size].reshape(W.shape)[:, 0] = 0
+    est.partial_fit(X, y)
+    np.testing.assert_array_equal(W[:, 0], 0)
+    tiny = np.finfo(np.float32).tiny
+    for a in [p.data for p in est.network_.parameters()] + [
+            v for v in state.values() if hasattr(v, "shape")]:
+        assert not ((np.abs(a) < tiny) & (a != 0)).any()

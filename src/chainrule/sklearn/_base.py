@@ -243,6 +243,7 @@ class BaseMLP(BaseEstimator):
                     loss = step(sample_idx[start:stop] if shuffle else slice(start, stop))
                     accumulated += loss * (stop - start)
                 self.n_iter_ += 1
+                self._flat.flush_subnormals(self._optimizer)
                 self.loss_ = accumulated / n
                 self.t_ += n
                 self.loss_curve_.append(self.loss_)

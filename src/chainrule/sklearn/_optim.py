@@ -75,6 +75,38 @@ class FlatParams:
         for p in self._all:
             p.grad = None
 
+    def flush_subnormals(self, optimizer: Any) -> None:
+        """Set to zero every parameter and every optimizer-state entry (of the parameters'
+        dtype) whose magnitude is below the smallest normal number of that dtype (about 1.2e-38
+        in float32), as the flush-to-zero mode of TensorFlow's and XLA's CPU kernels does for
+        every result.
+
+        Why: with an L2 penalty, Adam drives the weights of an input that is always zero (the
+        border pixels of digits) towards 0 geometrically, until their gradient underflows and
+        they stay subnormal for good. Arithmetic on subnormal numbers takes a slow path on x86
+        (a microcode assist, ~100 cycles), and a matrix product with a few hundred subnormal
+        weights runs several times slower: a float32 digits fit (64-100-10, Adam, alpha 1e-4,
+        tol 0) went from 1.6 ms per epoch at epoch 100 to 4.0 ms at epoch 400, with 507
+        subnormal weights at epoch 600. Flushed once per epoch (a few passes over the parameters
+        and the state), the same fit ran at 2.1-2.3 ms per epoch from epoch 200 to 400 and had
+        no subnormal weight left: within an epoch the penalty's gradient of the tiny weights and
+        Adam's first moment still underflow (315 subnormal entries of the moment at the end of
+        epoch 250), which only a per-step flush or the CPU's flush-to-zero mode would avoid.
+        The values flushed are below 1.2e-38 (2.2e-308 in float64, which a fit practically
+        never reaches): their contribution to any output is nil."""
+        base = self.all.data
+        xp = get_xp(base)
+        tiny = xp.finfo(base.dtype).tiny
+        arrays = [base]
+        for state in optimizer.state.values():
+            for value in state.values():
+                if getattr(value, "dtype", None) == base.dtype and getattr(value, "ndim", 0):
+                    arrays.append(value)
+        for a in arrays:
+            small = xp.abs(a) < tiny
+            if small.any():
+                xp.putmask(a, small, 0)
+
     def grad_views(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
         """The views of the gradient buffer that hold the gradients of ``params`` (layer
         parameters, in any order)."""
