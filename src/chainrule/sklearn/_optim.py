@@ -78,8 +78,9 @@ class FlatParams:
     def flush_subnormals(self, optimizer: Any) -> None:
         """Set to zero every parameter and every optimizer-state entry (of the parameters'
         dtype) whose magnitude is below the smallest normal number of that dtype (about 1.2e-38
-        in float32), as the flush-to-zero mode of TensorFlow's and XLA's CPU kernels does for
-        every result.
+        in float32): what the CPU's flush-to-zero mode does to every result (TensorFlow runs its
+        CPU threads in it, ``ScopedFlushDenormal``; PyTorch offers
+        ``torch.set_flush_denormal(True)``), which NumPy cannot switch on.
 
         Why: with an L2 penalty, Adam drives the weights of an input that is always zero (the
         border pixels of digits) towards 0 geometrically, until their gradient underflows and
