@@ -83,10 +83,11 @@ def fit_once(make: Any, seed: int, split: tuple[np.ndarray, ...], cast: Any = No
         start = time.perf_counter()
         est.fit(X_train if cast is None else X_train.astype(cast), y_train)
         seconds = time.perf_counter() - start
-    X_eval = X_test if cast is None else X_test.astype(cast)
+    dtype = est.coefs_[0].dtype
+    X_eval = X_test.astype(dtype)  # scored in the network's own dtype
     return {"seconds": seconds, "n_iter": int(est.n_iter_),
             "accuracy": float(est.score(X_eval, y_test)), "final_loss": float(est.loss_),
-            "weights_dtype": str(est.coefs_[0].dtype)}
+            "weights_dtype": str(dtype)}
 
 
 def run(seeds: list[int], reps: int) -> dict[str, Any]:

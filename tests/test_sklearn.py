@@ -718,3 +718,22 @@ def test_subnormal_weights_do_not_survive_an_epoch(digits):
     for a in [p.data for p in est.network_.parameters()] + [
             v for v in state.values() if hasattr(v, "shape")]:
         assert not ((np.abs(a) < tiny) & (a != 0)).any()
+
+
+def test_unpickling_optimizer_state_of_another_layout_keeps_the_network(iris):
+    """A pickle whose optimizer had other parameter groups (an older chainrule kept weights and
+    biases in two) still loads: the network is restored, the optimizer state is dropped with a
+    warning, and training can go on."""
+    import copy as _copy
+
+    X, y = iris
+    est = MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0).fit(X, y)
+    state = _copy.deepcopy(est.__getstate__())
+    groups = state["_optimizer"]["param_groups"]
+    groups.append(dict(groups[0], params=[len(groups[0]["params"])]))
+    restored = MLPClassifier.__new__(MLPClassifier)
+    with pytest.warns(UserWarning, match="optimizer state .* dropped"):
+        restored.__setstate__(state)
+    np.testing.assert_array_equal(restored.predict_proba(X), est.predict_proba(X))
+    restored.partial_fit(X, y)
+    assert np.isfinite(restored.loss_curve_).all()

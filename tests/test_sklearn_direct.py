@@ -130,3 +130,47 @@ def test_binary_log_loss_takes_the_graph(monkeypatch, digits):
     calls = _calls(monkeypatch)
     MLPClassifier(hidden_layer_sizes=(8,), max_iter=2).fit(X, y % 2)
     assert not calls
+
+
+def test_a_frozen_layer_takes_the_graph_and_stays_frozen(monkeypatch, digits):
+    """A layer the user froze between warm fits gets no gradient on the graph; the graph-free
+    step, which would train it, is not taken."""
+    X, y = digits
+    est = MLPClassifier(hidden_layer_sizes=(12,), max_iter=3, warm_start=True, alpha=0.0,
+                        random_state=0).fit(X, y)
+    first = est.network_.linears[0]
+    first.requires_grad_(False)
+    before = first.weight.data.copy(), first.bias.data.copy()
+    second = est.network_.linears[1].weight.data.copy()
+    calls = _calls(monkeypatch)
+    est.fit(X, y)
+    assert not calls
+    np.testing.assert_array_equal(first.weight.data, before[0])
+    np.testing.assert_array_equal(first.bias.data, before[1])
+    assert not np.array_equal(est.network_.linears[1].weight.data, second)
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["direct", "graph"])
+def test_partial_fit_after_network_is_replaced_or_moved(monkeypatch, digits, graph):
+    """partial_fit keeps its optimizer between calls, over the flat buffer the layers view; when
+    the user replaced network_ or rebound its arrays (to()), it starts a new one instead of
+    updating arrays the network no longer holds."""
+    import chainrule as cr
+
+    X, y = digits
+    if graph:
+        monkeypatch.setattr(_base, "direct_step", lambda *a, **k: None)
+    est = MLPClassifier(hidden_layer_sizes=(12,), random_state=0)
+    est.partial_fit(X, y, classes=np.unique(y))
+    est.network_.to(dtype=est.network_.linears[0].weight.dtype)  # same dtype: new arrays
+    w = est.network_.linears[0].weight
+    before = w.data.copy()
+    est.partial_fit(X, y)
+    assert est.network_.linears[0].weight is w
+    assert not np.array_equal(w.data, before), "the moved network was not trained"
+    fresh = cr.nn.MLP([X.shape[1], 12, 10], dtype=str(before.dtype))
+    est.network_ = fresh
+    before = fresh.linears[1].weight.data.copy()
+    est.partial_fit(X, y)
+    assert not np.array_equal(fresh.linears[1].weight.data, before)
+    assert np.isfinite(est.loss_curve_).all()

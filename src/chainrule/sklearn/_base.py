@@ -17,7 +17,11 @@ The training loop follows ``sklearn.neural_network.MLPClassifier`` step for step
   the training loss (or, with ``early_stopping``, the validation metric) has not improved by
   ``tol`` for ``n_iter_no_change`` epochs, and warns with ``ConvergenceWarning`` at ``max_iter``;
 - ``early_stopping`` holds out a (stratified) ``validation_fraction`` and restores the weights of
-  the best validation epoch at the end.
+  the best validation epoch at the end;
+- unlike scikit-learn, after each epoch every parameter and optimizer-state entry below the
+  dtype's smallest normal number (1.2e-38 in float32) is set to zero, as a CPU's flush-to-zero
+  mode would (``FlatParams.flush_subnormals``: subnormal weights make every product several
+  times slower); a fit that never produces one is unchanged.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ import chainrule as cr
 from chainrule.backend import move_to, normalize_device, to_numpy
 from chainrule.checkpoint import checkpoint_sequential
 
-from ._heads import Head
 from ._direct import direct_step
+from ._heads import Head
 from ._optim import make_optimizer
 from ._params import HIDDEN_ACTIVATIONS, check_common, compute_dtype, hidden_sizes
 
@@ -190,7 +194,10 @@ class BaseMLP(BaseEstimator):
                         incremental: bool) -> None:
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        if not incremental or not hasattr(self, "_optimizer"):
+        if (not incremental or not hasattr(self, "_optimizer")
+                or not self._flat.views(self.network_)):
+            # (a partial_fit after the user replaced or moved network_ starts a new optimizer:
+            # the old one's flat buffer is no longer what the layers hold)
             self._optimizer = self._make_optimizer()
         rng = self._random_state
         val = None
@@ -486,7 +493,13 @@ class BaseMLP(BaseEstimator):
             self.network_ = model
             if opt is not None:
                 self._optimizer = self._make_optimizer()
-                self._optimizer.load_state_dict(opt)
+                if len(opt["param_groups"]) == len(self._optimizer.param_groups):
+                    self._optimizer.load_state_dict(opt)
+                else:  # pickled by an older chainrule, whose optimizer had other groups
+                    warnings.warn("the optimizer state in this pickle comes from another "
+                                  "version of chainrule and was dropped: the network is "
+                                  "restored, and further partial_fit calls start the "
+                                  "optimizer afresh", UserWarning)
 
     # ------------------------------------------------------------------ tags
     def __sklearn_tags__(self) -> Any:

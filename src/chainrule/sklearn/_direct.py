@@ -84,7 +84,8 @@ def direct_step(net: Any, head: Any, device: str, checkpoint_segments: Any,
                 dtype: Any) -> DirectStep | None:
     """The graph-free step for this fit, or None where the fit must take the graph: a loss
     other than softmax cross-entropy, checkpointing, a device other than the CPU, a network
-    the fused ``mlp`` node does not cover, or active dropout."""
+    the fused ``mlp`` node does not cover, active dropout, or a frozen parameter
+    (``requires_grad`` False, which the user may set on ``network_`` between warm fits)."""
     from ._heads import SoftmaxCrossEntropy
 
     if type(head) is not SoftmaxCrossEntropy or device != "cpu" or checkpoint_segments is not None:
@@ -92,8 +93,9 @@ def direct_step(net: Any, head: Any, device: str, checkpoint_segments: Any,
     plan = net._fused_plan()
     if plan is None or any(m.p > 0 for m in plan[2]):
         return None
-    if any(type(p.data) is not np.ndarray or p.data.dtype != dtype for p in net.parameters()):
-        return None
+    for p in net.parameters():
+        if type(p.data) is not np.ndarray or p.data.dtype != dtype or not p.requires_grad:
+            return None  # (a frozen layer: the graph gives it no gradient, zeros in the buffer)
     return DirectStep(net, plan)
 
 

@@ -71,6 +71,22 @@ class FlatParams:
         self._grad_views: tuple[Any, ...] = ()
         self._scratch: Any = None  # decay * W, shape (n_weights,)
 
+    def views(self, net: Any) -> bool:
+        """Whether ``net``'s layers still hold this buffer's parameters: the same Parameter
+        objects, their ``data`` still views of the buffer. Not so once the user replaced
+        ``network_``, or moved it (``to()`` rebinds every ``data``); the optimizer over this
+        buffer would then update arrays that the network no longer uses."""
+        layers = net.linears
+        if len(layers) != len(self.layer_weights):
+            return False
+        base = self.all.data
+        for layer, w, b in zip(layers, self.layer_weights, self.layer_biases):
+            if layer.weight is not w or layer.bias is not b:
+                return False
+            if w.data.base is not base or b.data.base is not base:
+                return False
+        return True
+
     def release_grads(self) -> None:
         for p in self._all:
             p.grad = None
@@ -147,8 +163,8 @@ class FlatParams:
 
     def finish_grads(self, decay: float = 0.0) -> None:
         """With ``decay`` > 0, add ``decay * W`` to the weights' part of the gradient buffer
-        (which holds this step's gradients, copied there by :meth:`gather_grads`); then hand the buffer (or its two parts) to the flat
-        parameters as their ``grad``."""
+        (which holds this step's gradients, copied there by :meth:`gather_grads`); then hand
+        the buffer (or its two parts) to the flat parameters as their ``grad``."""
         buf = self._grad
         nw = self.n_weights
         if decay:
