@@ -121,6 +121,12 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Measure one (peer, workload) in this process; returns the record the parent stores."""
     w = WORKLOADS[spec["workload"]]
     load_before = _loadavg()
+    kept = None
+    if spec.get("keep_freed_memory"):
+        # every peer alike: a setting of the process (glibc), not of chainrule's code
+        from chainrule.memory import keep_freed_memory
+
+        kept = keep_freed_memory()
     t_start = time.perf_counter()
     data = make_data(w, seed=spec["seed"])
     mod = load(spec["peer"])
@@ -177,6 +183,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         "threadpools": _threadpools(),
         "openblas_env": {k: os.environ.get(k) for k in OPENBLAS_VARS},
         "allocator_env": {k: os.environ.get(k) for k in ALLOCATOR_VARS},
+        "keep_freed_memory": kept,
         "thread_env": {k: os.environ.get(k) for k in THREAD_VARS},
         "own_cpu_per_wall": (own1 - own0) / sum(chunks),
         # memory the step's allocations had to page in again (see ALLOCATOR_VARS)
@@ -456,7 +463,9 @@ def markdown(report: dict[str, Any]) -> str:
            else " (passed to the workers unchanged)"),
         "- allocator: " + (", ".join(f"{k}={v!r}" for k, v in
                                      (report.get("allocator_env") or {}).items() if v)
-                           or "glibc defaults (no MALLOC_* variable, no LD_PRELOAD)"),
+                           or "glibc defaults (no MALLOC_* variable, no LD_PRELOAD)")
+        + ("; every worker called chainrule.memory.keep_freed_memory() (--keep-freed-memory)"
+           if report["settings"].get("keep_freed_memory") else ""),
         f"- chainrule commit {m['chainrule_commit']}"
         f"{' + uncommitted changes' if m['chainrule_worktree_dirty'] else ''}; "
         f"load average at start {m['loadavg_at_start']}, "
@@ -490,6 +499,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                      "chunks": args.chunks, "lr": args.lr, "seed": args.seed,
                      "quick": args.quick, "workloads": workloads, "peers": peers,
                      "threads": args.threads, "retries": args.retries,
+                     "keep_freed_memory": args.keep_freed_memory,
                      "contention_limit": args.contention_limit,
                      "retry_wait_s": args.retry_wait,
                      "unit": "samples/s"},
@@ -513,7 +523,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 order += 1
                 spec = {"peer": p, "workload": wname, "rep": rep, "order": order,
                         "seed": args.seed, "lr": args.lr, "warmup": args.warmup,
-                        "chunk": args.chunk, "chunks": args.chunks}
+                        "chunk": args.chunk, "chunks": args.chunks,
+                        "keep_freed_memory": args.keep_freed_memory}
                 r = last = _spawn(spec, env, args.timeout)
                 tries = [r]
                 while (len(tries) <= args.retries and r.get("ok")
@@ -637,6 +648,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per worker")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="call chainrule.memory.keep_freed_memory() in every worker (glibc keeps "
+                    "freed memory instead of trimming its heap; see benchmarks/README.md)")
     ap.add_argument("--unset-openblas-env", action="store_true",
                     help="unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every worker")
     ap.add_argument("--threads", type=int,

@@ -12,7 +12,9 @@ caps the batch size. This module gives
 - prediction: :func:`estimate` (parameters, gradients, optimizer state, saved activations and the
   peak of a training step, for a model and a batch size, with or without checkpointing),
   :func:`max_batch_size` under a budget, and :func:`report` / :func:`plot_report` for a sweep of
-  batch sizes (the ``chainrule memory`` command).
+  batch sizes (the ``chainrule memory`` command);
+- the allocator: :func:`keep_freed_memory`, an application's opt-in to keep the memory a step
+  frees for the next step instead of paging it in again (``allocator``).
 
 Layout: ``accounting`` (saved state, ``track``), ``units`` (byte counts), ``plan`` (what each
 layer saves and allocates), ``step_model`` (the simulated step: ``estimate``,
@@ -24,6 +26,7 @@ the process. The estimate models exactly that quantity.
 """
 
 from .accounting import SavedMemory, Tracked, saved, saved_bytes, track
+from .allocator import keep_freed_memory
 from .measure import MeasuredStep, measure_step, training_step
 from .reporting import DEFAULT_BATCH_SIZES, MemoryReport, ReportRow, plot_report, report
 from .step_model import MemoryEstimate, estimate, max_batch_size
@@ -33,5 +36,5 @@ __all__ = [
     "SavedMemory", "saved", "saved_bytes", "Tracked", "track", "parse_bytes", "format_bytes",
     "MemoryEstimate", "estimate", "max_batch_size", "MeasuredStep", "training_step",
     "measure_step", "ReportRow", "MemoryReport", "report", "plot_report",
-    "DEFAULT_BATCH_SIZES",
+    "DEFAULT_BATCH_SIZES", "keep_freed_memory",
 ]
