@@ -256,6 +256,11 @@ def train(
         fail("--memory-budget is used with --batch-size auto")
     if run_dir is not None:
         cfg.out = str(run_dir)
+    # This process is the application: keep the memory each step frees for the next one rather
+    # than paging it in again (chainrule.memory.allocator; no-op without glibc).
+    from .memory import keep_freed_memory
+
+    keep_freed_memory()
     summary = train_run(cfg, run_dir, resume=resume is not None,
                         progress="none" if quiet else "auto")
     where = cfg.out or "the run directory"
