@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from chainrule.sklearn import MLPClassifier, MLPRegressor
-from chainrule.sklearn import _base, _direct
+from chainrule.sklearn import MLPClassifier, MLPRegressor, _base, _direct
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -40,16 +39,17 @@ def _calls(monkeypatch):
 
 
 CONFIGS = {
-    "adam-float64": dict(),
-    "adam-float32": dict(dtype="float32"),
-    "sgd-nesterov-tanh": dict(solver="sgd", momentum=0.9, activation="tanh",
-                              learning_rate_init=0.05),
-    "two-layers-logistic-no-penalty": dict(hidden_layer_sizes=(20, 10), activation="logistic",
-                                           alpha=0.0),
-    "early-stopping": dict(early_stopping=True, validation_fraction=0.2, n_iter_no_change=3),
-    "rmsprop-batch-37": dict(solver="rmsprop", batch_size=37, learning_rate_init=0.01),
-    "adamw": dict(solver="adamw", alpha=1e-2),
-    "class-weight": dict(class_weight="balanced"),
+    "adam-float64": {},
+    "adam-float32": {"dtype": "float32"},
+    "sgd-nesterov-tanh": {"solver": "sgd", "momentum": 0.9, "activation": "tanh",
+                          "learning_rate_init": 0.05},
+    "two-layers-logistic-no-penalty": {"hidden_layer_sizes": (20, 10), "activation": "logistic",
+                                       "alpha": 0.0},
+    "early-stopping": {"early_stopping": True, "validation_fraction": 0.2,
+                       "n_iter_no_change": 3},
+    "rmsprop-batch-37": {"solver": "rmsprop", "batch_size": 37, "learning_rate_init": 0.01},
+    "adamw": {"solver": "adamw", "alpha": 1e-2},
+    "class-weight": {"class_weight": "balanced"},
 }
 
 
@@ -58,7 +58,7 @@ def test_direct_step_fits_exactly_as_the_graph(monkeypatch, digits, config):
     X, y = digits
     params = {"hidden_layer_sizes": (24,), "max_iter": 6, "random_state": 0, "tol": 0.0,
               **CONFIGS[config]}
-    make = lambda: MLPClassifier(**params)  # noqa: E731
+    make = lambda: MLPClassifier(**params)
     calls = _calls(monkeypatch)
     direct = _fit(monkeypatch, False, make, X, y)
     assert calls, "the multiclass log_loss fit should take the graph-free step"
@@ -78,7 +78,7 @@ def test_direct_step_with_sample_weight(monkeypatch, digits):
     X, y = digits
     w = np.random.default_rng(0).uniform(0.0, 3.0, len(y))
     w[:7] = 0.0
-    make = lambda: MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=1,  # noqa
+    make = lambda: MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=1,
                                  batch_size=50, dtype="float32")
     calls = _calls(monkeypatch)
     direct = _fit(monkeypatch, False, make, X, y, sample_weight=w)
@@ -91,7 +91,7 @@ def test_direct_step_with_sample_weight(monkeypatch, digits):
 
 def test_partial_fit_takes_the_direct_step_too(monkeypatch, digits):
     X, y = digits
-    make = lambda: MLPClassifier(hidden_layer_sizes=(16,), random_state=2)  # noqa: E731
+    make = lambda: MLPClassifier(hidden_layer_sizes=(16,), random_state=2)
     calls = _calls(monkeypatch)
     a = make()
     for _ in range(3):

@@ -40,7 +40,7 @@ class _Context:
     a gradient (``needs``), what the forward saved for the VJP (``saved``), and whether the VJP
     is the last use of it (``final``: it may then free each saved array once used)."""
 
-    __slots__ = ("needs", "saved", "final")
+    __slots__ = ("final", "needs", "saved")
 
     def __init__(self, needs: tuple[bool, ...]) -> None:
         self.needs = needs
