@@ -62,6 +62,7 @@ class FlatParams:
         self.layer_biases = [layer.bias for layer in net.linears]
         self._layer_params = (*self.layer_weights, *self.layer_biases)
         base = flatten_parameters(self._layer_params)
+        self._datas = tuple(p.data for p in self._layer_params)  # the views of ``base``
         self.n_weights = nw = sum(int(w.data.size) for w in self.layer_weights)
         self.all = cr.nn.Parameter(base)
         self.weights = cr.nn.Parameter(base[:nw])
@@ -79,13 +80,11 @@ class FlatParams:
         layers = net.linears
         if len(layers) != len(self.layer_weights):
             return False
-        base = self.all.data
         for layer, w, b in zip(layers, self.layer_weights, self.layer_biases):
             if layer.weight is not w or layer.bias is not b:
                 return False
-            if w.data.base is not base or b.data.base is not base:
-                return False
-        return True
+        # the same arrays as when they were made views of the buffer (identity: any backend)
+        return all(p.data is d for p, d in zip(self._layer_params, self._datas))
 
     def release_grads(self) -> None:
         for p in self._all:
