@@ -301,7 +301,7 @@ def _plain_labels(x: Any, target: Any, ignore_index: int) -> Any:
         return None
     if a.dtype != np.int64:
         a = a.astype(np.int64)  # a uint64 label above 2^63 wraps negative and fails below
-    if not a.view(np.uint64).max() < c:
+    if not np.maximum.reduce(a.view(np.uint64)) < c:  # (.max() without its Python wrapper)
         return None
     return a
 
