@@ -308,36 +308,9 @@ class BaseMLP(BaseEstimator):
         Tensor = cr.Tensor
         dtype = weights.data.dtype
         direct = None
-        if layers is None and const is None and getattr(X, "dtype", None) == dtype:
+        if const is None and getattr(X, "dtype", None) == dtype:
             direct = direct_step(net, self._head, device, segments, dtype)
-        if direct is not None:
-            views = flat.grad_views(direct.params)
-
-            def direct_step_of(idx: Any) -> float:
-                # The same step as below, without the graph (see ``_direct``): bit-identical.
-                xb = X[idx] if gather is None or type(idx) is slice else gather(idx, axis=0)
-                if sparse:
-                    xb = xb.toarray()
-                wb = None if sw is None else sw[idx]
-                if wb is not None:
-                    total = float(wb.sum())
-                    if total <= 0:
-                        return 0.0
-                    wb = wb.astype(dtype)
-                else:
-                    total = float(xb.shape[0])
-                loss, grads = direct(xb, T[idx], wb)
-                value = loss.item()
-                decay = 0.0
-                if penalty:
-                    w = weights.data
-                    value += half_alpha * float(w @ w) / total
-                    decay = alpha / total
-                flat.gather_grads(decay, grads, views)
-                optimizer.step()
-                return value
-
-            return direct_step_of
+        views = flat.grad_views(direct.params) if direct is not None else None
 
         def step(idx: Any) -> float:
             xb = X[idx] if gather is None or type(idx) is slice else gather(idx, axis=0)
@@ -350,20 +323,27 @@ class BaseMLP(BaseEstimator):
                     return 0.0
             else:
                 total = float(xb.shape[0])
-            x = Tensor(xb if on_cpu else move_to(xb, device))
-            d = net(x) if layers is None else checkpoint_sequential(layers, segments, x)
-            loss = head_loss(d, T[idx], wb)
-            value = loss.data.item()
-            if const is not None:
-                value += float(np.average(const[idx], weights=wb))
+            if direct is not None:  # the same step without the graph (``_direct``): same bits
+                loss, grads = direct(xb, T[idx], None if wb is None else wb.astype(dtype))
+                value = loss.item()
+            else:
+                x = Tensor(xb if on_cpu else move_to(xb, device))
+                d = net(x) if layers is None else checkpoint_sequential(layers, segments, x)
+                loss = head_loss(d, T[idx], wb)
+                value = loss.data.item()
+                if const is not None:
+                    value += float(np.average(const[idx], weights=wb))
             decay = 0.0
             if penalty:
                 w = weights.data
                 value += half_alpha * float(w @ w) / total
                 decay = alpha / total
-            flat.release_grads()
-            loss.backward()
-            flat.gather_grads(decay)
+            if direct is not None:
+                flat.gather_grads(decay, grads, views)
+            else:
+                flat.release_grads()
+                loss.backward()
+                flat.gather_grads(decay)
             optimizer.step()
             return value
 

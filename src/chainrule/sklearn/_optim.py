@@ -119,9 +119,7 @@ class FlatParams:
                 if getattr(value, "dtype", None) == base.dtype and getattr(value, "ndim", 0):
                     arrays.append(value)
         for a in arrays:
-            small = xp.abs(a) < tiny
-            if small.any():
-                xp.putmask(a, small, 0)
+            xp.putmask(a, xp.abs(a) < tiny, 0)
 
     def grad_views(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
         """The views of the gradient buffer that hold the gradients of ``params`` (layer
@@ -145,11 +143,13 @@ class FlatParams:
 
     def gather_grads(self, decay: float = 0.0, grads: tuple[Any, ...] | None = None,
                      views: tuple[Any, ...] | None = None) -> None:
-        """Copy the layers' gradients into the gradient buffer (zeros where a layer has none),
-        then :meth:`finish_grads`. With ``grads`` and ``views`` (from :meth:`grad_views`), those
-        arrays are copied instead of the layers' ``.grad`` (the graph-free step of
-        ``_direct``)."""
+        """Copy the layers' gradients into the gradient buffer (zeros where a layer has none);
+        with ``decay`` > 0, add ``decay * W`` to the weights' part; then hand the buffer (or its
+        two parts) to the flat parameters as their ``grad``. With ``grads`` and ``views`` (from
+        :meth:`grad_views`), those arrays are copied instead of the layers' ``.grad`` (the
+        graph-free step of ``_direct``)."""
         self._ensure_buffer()
+        buf = self._grad
         if grads is None:
             views = self._grad_views
             grads = tuple(p.grad for p in self._layer_params)
@@ -158,13 +158,6 @@ class FlatParams:
                 view.fill(0)
             else:
                 view[...] = g
-        self.finish_grads(decay)
-
-    def finish_grads(self, decay: float = 0.0) -> None:
-        """With ``decay`` > 0, add ``decay * W`` to the weights' part of the gradient buffer
-        (which holds this step's gradients, copied there by :meth:`gather_grads`); then hand
-        the buffer (or its two parts) to the flat parameters as their ``grad``."""
-        buf = self._grad
         nw = self.n_weights
         if decay:
             base = self.all.data
