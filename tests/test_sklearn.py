@@ -375,6 +375,34 @@ def test_warm_start_continues_from_the_previous_fit(iris):
         warm.fit(X[y < 2], y[y < 2])
 
 
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_warm_fit_after_early_stopping_tracks_the_training_loss(iris, how):
+    # The first fit set the tracking up for early stopping (best_loss_ None); the warm fit
+    # without it must track the best training loss from the curve so far (scikit-learn's MLP
+    # fails here with a TypeError).
+    X, y = iris
+    clf = MLPClassifier(**small_net(early_stopping=True, max_iter=5)).fit(X, y)
+    assert clf.best_loss_ is None
+    before = min(clf.loss_curve_)
+    clf.set_params(early_stopping=False)
+    if how == "warm_start":
+        clf.set_params(warm_start=True).fit(X, y)
+    else:
+        clf.partial_fit(X, y)
+    assert clf.best_loss_ == min([before, *clf.loss_curve_[5:]])
+
+
+def test_warm_fit_with_early_stopping_after_a_fit_without(iris):
+    X, y = iris
+    clf = MLPClassifier(**small_net(max_iter=5)).fit(X, y)
+    assert clf.validation_scores_ is None
+    clf.set_params(early_stopping=True, warm_start=True, max_iter=4, n_iter_no_change=100)
+    clf.fit(X, y)
+    assert len(clf.validation_scores_) == 4 and len(clf.validation_loss_curve_) == 4
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert len(clf.loss_curve_) == 9
+
+
 # ----------------------------------------------------------------------------- pickling, export
 def test_pickle_round_trip_keeps_predictions_and_training_state(iris, tmp_path):
     X, y = iris

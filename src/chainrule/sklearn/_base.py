@@ -199,6 +199,7 @@ class BaseMLP(BaseEstimator):
             # (a partial_fit after the user replaced or moved network_ starts a new optimizer:
             # the old one's flat buffer is no longer what the layers hold)
             self._optimizer = self._make_optimizer()
+        self._match_stopping_state()
         rng = self._random_state
         val = None
         n_all = X.shape[0]
@@ -348,6 +349,22 @@ class BaseMLP(BaseEstimator):
             return value
 
         return step
+
+    def _match_stopping_state(self) -> None:
+        """Make the attributes that track improvement fit the current ``early_stopping``. They
+        are set up for the setting of the fit that initialised the network, and a warm start
+        (``warm_start=True`` or ``partial_fit``) may come with the other setting; scikit-learn's
+        MLP then fails with a TypeError or AttributeError. Switching to early stopping starts
+        an empty validation record; switching it off tracks the best training loss so far."""
+        if self.early_stopping:
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+                self.validation_loss_curve_ = []
+                self.best_validation_score_ = (np.inf if self._lower_is_better() else -np.inf)
+                self._no_improvement_count = 0
+        elif self.best_loss_ is None:
+            self.best_loss_ = min(self.loss_curve_, default=np.inf)
+            self._no_improvement_count = 0
 
     def _trigger_stopping(self, msg: str) -> bool:
         """scikit-learn's rule: stop, except that SGD with an adaptive rate first divides the
