@@ -10,6 +10,11 @@ and casts the float64 data itself). The casts happen inside the timed fit. Besid
 over scikit-learn's default (float64) fit, the report gives the speed-up over scikit-learn in the
 same dtype, the like-for-like comparison.
 
+A fifth row, ``numpy-float32``, fits ``benchmarks/numpy_classifier.py``: a hand-written float32
+NumPy classifier with the same initialisation, Adam, batches and stopping rule, every array
+preallocated. It is the yardstick for the library's own overhead: what the same fit costs in
+plain NumPy, with nothing generic in the way.
+
 For every seed the fits are interleaved (sklearn, sklearn float32, chainrule, chainrule float32,
 sklearn, ...)
 ``--reps`` times, so a slow spell of the machine hits all of them; a fit's time is the median
@@ -49,7 +54,8 @@ SCHEMA = "chainrule.benchmarks.sklearn_digits/1"
 # name -> (the scikit-learn run it is compared with in the same dtype, the dtype X is cast to
 # inside the timed fit, or None to pass the float64 data as it is)
 SAME_DTYPE = {"sklearn": ("sklearn", None), "sklearn-float32": ("sklearn-float32", np.float32),
-              "chainrule": ("sklearn", None), "chainrule-float32": ("sklearn-float32", None)}
+              "chainrule": ("sklearn", None), "chainrule-float32": ("sklearn-float32", None),
+              "numpy-float32": ("sklearn-float32", None)}
 
 
 def estimators() -> dict[str, Any]:
@@ -58,11 +64,14 @@ def estimators() -> dict[str, Any]:
 
     from chainrule.sklearn import MLPClassifier
 
+    from .numpy_classifier import HandwrittenMLPClassifier
+
     return {
         "sklearn": lambda seed: SkMLP(random_state=seed),
         "sklearn-float32": lambda seed: SkMLP(random_state=seed),
         "chainrule": lambda seed: MLPClassifier(random_state=seed),
         "chainrule-float32": lambda seed: MLPClassifier(random_state=seed, dtype="float32"),
+        "numpy-float32": lambda seed: HandwrittenMLPClassifier(random_state=seed),
     }
 
 
