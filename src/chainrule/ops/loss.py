@@ -17,6 +17,7 @@ import numpy as np
 from ..autograd import apply
 from ..backend import get_xp
 from ..tensor import Tensor
+from .constants import cached_constant
 from .registry import primitive
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -48,7 +49,7 @@ class CrossEntropy:
         # the caller later writes into theirs (no defensive copy of the labels is needed).
         if labels.dtype != xp.int64:
             labels = labels.astype(xp.int64)  # narrow offsets would overflow; uint64 would float
-        flat = labels + _cached(xp, "offsets", n, c, xp.int64)
+        flat = labels + cached_constant(xp, "offsets", n, c, xp.int64)
         m = _row_max(xp, x)
         loss, e, s = _row_losses(xp, x, m, flat)
         # The shift m only has to make exp() safe. An infinite or NaN row maximum makes that
@@ -95,27 +96,6 @@ class CrossEntropy:
         return (dx,)
 
 
-_CACHE: dict[tuple[Any, ...], Any] = {}
-
-
-def _cached(xp: Any, what: str, n: int, c: int, dtype: Any) -> Any:
-    """A read-only NumPy constant, made once per shape (a training loop sees one or two batch
-    shapes): ``"offsets"``, [0, c, 2c, ..., (n-1) c] (the flat index of each row's first
-    element); ``"ones"``, c ones (row sums as a matrix-vector product, as ``sum_2d`` computes
-    them). Other backends get a fresh array."""
-    if xp is not np:
-        return xp.arange(0, n * c, c, dtype=dtype) if what == "offsets" else xp.ones(c, dtype)
-    key = (what, n, c, dtype)
-    a = _CACHE.get(key)
-    if a is None:
-        if len(_CACHE) >= 64:
-            _CACHE.clear()
-        a = np.arange(0, n * c, c, dtype=dtype) if what == "offsets" else np.ones(c, dtype)
-        a.flags.writeable = False
-        _CACHE[key] = a
-    return a
-
-
 def _total(xp: Any, loss: Any) -> Any:
     """The sum of the per-row losses (NumPy's pairwise sum, called without ``ndarray.sum``'s
     Python wrapper)."""
@@ -142,7 +122,7 @@ def _row_losses(xp: Any, x: Any, m: Any, flat: Any) -> tuple[Any, Any, Any]:
     z = x - m
     picked = z.reshape(-1)[flat]
     e = xp.exp(z, out=z)  # z is a fresh array and picked has what the loss needs from it
-    s = e.dot(_cached(xp, "ones", 0, e.shape[1], e.dtype))  # = sum_2d(e, 1)
+    s = e.dot(cached_constant(xp, "ones", 0, e.shape[1], e.dtype))  # = sum_2d(e, 1)
     loss = xp.log(s)
     loss -= picked
     return loss, e, s.reshape(-1, 1)

@@ -85,6 +85,33 @@ def _times_derivative(xp: Any, delta: Any, y: Any, act: str, owned: bool = False
     return delta
 
 
+_REACH: dict[tuple[Any, ...], tuple[tuple[bool, ...], tuple[bool, ...]]] = {}
+
+
+def _reach(needs: tuple[bool, ...], layers: int, step: int
+           ) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+    """Per layer, whether a gradient is wanted below it (``wanted_below``: then the delta
+    passes through W_l) and whether a delta reaches it (``reached``: a gradient is wanted at
+    or below it, its own parameters' or something's below). Layers above everything wanted
+    keep nothing, as the unfused chain records nothing for them. ``needs`` is the node's
+    (input, W_1, [b_1,] ...); computed once per pattern (a training loop has one)."""
+    key = (needs, layers, step)
+    found = _REACH.get(key)
+    if found is None:
+        wanted_below: list[bool] = []
+        reached: list[bool] = []
+        below = needs[0]
+        for l in range(layers):
+            wanted_below.append(below)
+            below = below or any(needs[1 + l * step:1 + (l + 1) * step])
+            reached.append(below)
+        found = (tuple(wanted_below), tuple(reached))
+        if len(_REACH) >= 256:
+            _REACH.clear()
+        _REACH[key] = found
+    return found
+
+
 @primitive("mlp", kind="other",
            saves="each layer's input x^(l-1) (for dW) and each weight (for delta), as the chain "
                  "of linear and activation nodes does; the activations' outputs are those inputs")
@@ -106,18 +133,8 @@ class MLP:
         saved_inputs = []  # x^(l-1) per layer, or None where dW^(l) is not wanted
         outputs = []  # x^(l) per layer, kept where theta_l' is needed
         if ctx is not None:
-            # A delta reaches layer l when a gradient is wanted at or below it: its own
-            # parameters (then dW needs x^(l-1)), or something below (x, an earlier layer's
-            # parameters: then the delta passes through W_l). Layers above everything wanted
-            # keep nothing, as the unfused chain records nothing for them.
             needs = ctx.needs
-            wanted_below = []  # per layer: a gradient is wanted below it
-            reached = []  # per layer: a delta reaches it (wanted at or below it)
-            below = needs[0]
-            for l in range(len(acts)):
-                wanted_below.append(below)
-                below = below or any(needs[1 + l * step:1 + (l + 1) * step])
-                reached.append(below)
+            wanted_below, reached = _reach(needs, len(acts), step)
         for l, act in enumerate(acts):
             w = params[l * step]
             s = w.dot(a.T).T if _transpose_product(n, w.size) else a.dot(w.T)
@@ -131,8 +148,7 @@ class MLP:
         if ctx is not None:
             weights = tuple(params[l * step] if wanted_below[l] else None
                             for l in range(len(acts)))
-            ctx.saved = (saved_inputs, outputs, weights, tuple(wanted_below), acts, has_bias,
-                         x_shape)
+            ctx.saved = (saved_inputs, outputs, weights, wanted_below, acts, has_bias, x_shape)
         return a if len(x_shape) == 2 else a.reshape(x_shape[:-1] + (a.shape[-1],))
 
     def vjp(ctx, g):
