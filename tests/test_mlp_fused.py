@@ -37,8 +37,8 @@ def _grads(model, x, fused: bool, loss=lambda y: (y * y).sum()):
     return [y.data] + [p.grad for p in model.parameters()] + [x.grad]
 
 
-@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "identity"])
-@pytest.mark.parametrize("out_act", [None, "relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "identity", "leaky_relu"])
+@pytest.mark.parametrize("out_act", [None, "relu", "tanh", "sigmoid", "leaky_relu"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(6, 4), (4,), (2, 3, 4), (40, 4)])
 def test_fused_equals_unfused_bit_for_bit(act, out_act, dtype, shape):
@@ -165,9 +165,52 @@ def test_parameters_live_in_one_buffer_and_stay_there_after_to():
             np.testing.assert_array_equal(p.numpy(), b.astype(p.dtype))
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.2, 3.0])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_leaky_relu_fused_equals_unfused_with_its_slope(slope, dtype):
+    # the slope is taken from the module; 0 and > 1 included (the mask [y > 0] is [s > 0] for
+    # every slope >= 0), and a row of zeros (pre-activations equal to the bias)
+    cr.manual_seed(0)
+    model = cr.nn.MLP([4, 6, 3], "leaky_relu", dtype=dtype)
+    model[1].negative_slope = slope
+    x = np.random.default_rng(2).standard_normal((7, 4)).astype(dtype)
+    x[0] = 0.0
+    x = cr.tensor(x, requires_grad=True)
+    fused = _grads(model, x, True, loss=lambda y: (y * y).mean())
+    unfused = _grads(model, x, False, loss=lambda y: (y * y).mean())
+    for a, b in zip(fused, unfused):
+        assert np.isfinite(a).all()
+        np.testing.assert_array_equal(a, b)
+    h = model[1](model[0](x)).numpy()
+    assert (h < 0).any() == (slope > 0)  # the negative branch was taken
+
+
+def test_a_changed_leaky_slope_reaches_the_fused_node():
+    x = cr.tensor(np.linspace(-1, 1, 6).reshape(2, 3))
+    model = cr.nn.MLP([3, 4, 2], "leaky_relu", dtype="float64")
+    before = model(x).numpy()
+    model[1].negative_slope = 0.5
+    np.testing.assert_array_equal(model(x).numpy(), Sequential.forward(model, x).numpy())
+    assert not np.array_equal(model(x).numpy(), before)
+
+
+def test_fused_mlp_activation_specs():
+    from chainrule.ops.mlp import fused_activation, mlp
+
+    assert fused_activation("leaky_relu") == ("leaky_relu", 0.01)
+    assert fused_activation(("leaky_relu", 0.3)) == ("leaky_relu", 0.3)
+    for bad in ["elu", ("leaky_relu", -0.1), ("leaky_relu", float("nan")), ("relu", 0.1)]:
+        with pytest.raises(cr.errors.InvalidValueError, match="unknown activation"):
+            fused_activation(bad)
+    x, w = np.ones((2, 3)), np.ones((4, 3))
+    np.testing.assert_array_equal(mlp(x - 2, [w], None, ["leaky_relu"]).numpy(),
+                                  np.full((2, 4), -0.03))
+
+
 def test_unfusable_networks_fall_back_to_the_chain():
     x = cr.ones((2, 3))
     leaky = cr.nn.MLP([3, 4, 2], "leaky_relu")
+    leaky[1].negative_slope = -0.5  # the mask [y > 0] would be wrong: the chain runs
     assert "mlp" not in _node_names(leaky(x)) and "leaky_relu" in _node_names(leaky(x))
     grown = cr.nn.MLP([3, 4, 2], "tanh")
     assert "mlp" in _node_names(grown(x))

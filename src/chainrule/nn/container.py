@@ -87,7 +87,7 @@ _is = operator.is_
 _FUSABLE = {Identity: "identity", ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
 
 
-_Plan = tuple[tuple[Linear, ...], tuple[str, ...], tuple[Dropout, ...]]
+_Plan = tuple[tuple[Linear, ...], tuple[Any, ...], tuple[Dropout, ...]]
 
 
 def _plan_of(mods: tuple[Module, ...], bias: bool) -> _Plan | None:
@@ -104,6 +104,9 @@ def _plan_of(mods: tuple[Module, ...], bias: bool) -> _Plan | None:
             acts.append("identity")
         elif kind in _FUSABLE and linears and acts[-1] == "identity":
             acts[-1] = _FUSABLE[kind]
+        elif (kind is LeakyReLU and linears and acts[-1] == "identity"
+              and m.negative_slope >= 0):  # (a negative slope is not fused: see ops.mlp)
+            acts[-1] = ("leaky_relu", m.negative_slope)
         elif kind is Dropout and linears:
             dropouts.append(m)
         else:
@@ -276,10 +279,13 @@ class MLP(Sequential):
         after the user appended or replaced a module. Cached on the identity of the modules."""
         mods = tuple(self._modules.values())
         cached = self.__dict__.get("_plan")
-        if cached is not None and cached[0] == mods:
+        if (cached is not None and len(cached) == 3 and cached[0] == mods  # (a 2-tuple: an
+                and all(m.negative_slope == a for m, a in cached[2])):  # older pickle's)
             return cached[1]
         plan = _plan_of(mods, self.bias)
-        self.__dict__["_plan"] = (mods, plan)
+        # the leaky ReLUs' slopes are in the plan: a changed slope makes it again
+        slopes = tuple((m, m.negative_slope) for m in mods if type(m) is LeakyReLU)
+        self.__dict__["_plan"] = (mods, plan, slopes)
         return plan
 
     def _flatten_parameters(self) -> None:

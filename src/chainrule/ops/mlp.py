@@ -21,7 +21,12 @@ Only activations whose derivative is a function of their output are fused (the o
 next layer saves anyway, so the node keeps exactly the arrays the unfused chain keeps):
 
     "identity": theta' = 1;  "relu": theta' = [y > 0];  "tanh": theta' = 1 - y^2;
-    "sigmoid": theta' = y (1 - y).
+    "sigmoid": theta' = y (1 - y);
+    ("leaky_relu", a) with a >= 0: theta' = 1 where y > 0, else a.
+
+For the leaky ReLU y = s if s > 0 else a s, so with a >= 0 the output is positive exactly where
+s is (for a = 0, s = -0.0 or NaN too), and [y > 0] is the mask [s > 0] that the unfused
+``leaky_relu`` keeps. A negative slope flips the sign, so it is not fused.
 
 :class:`chainrule.nn.MLP` uses this node when its layers allow it (see ``MLP.forward``).
 """
@@ -38,7 +43,23 @@ from .nn import _transpose_product
 from .reduce import sum_2d
 from .registry import primitive
 
-FUSED_ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid")
+FUSED_ACTIVATIONS = ("identity", "relu", "tanh", "sigmoid", "leaky_relu")
+LEAKY_RELU_SLOPE = 0.01  # the slope of a bare "leaky_relu" (nn.LeakyReLU's default)
+
+
+def fused_activation(act: Any) -> Any:
+    """One activation as the node takes it: a name from ``FUSED_ACTIVATIONS``, or the leaky
+    ReLU as ``("leaky_relu", a)`` (a bare "leaky_relu" has a = 0.01), a a number >= 0.
+    Raises InvalidValueError for anything else."""
+    if isinstance(act, str) and act in FUSED_ACTIVATIONS:
+        return ("leaky_relu", LEAKY_RELU_SLOPE) if act == "leaky_relu" else act
+    if (isinstance(act, tuple) and len(act) == 2 and act[0] == "leaky_relu"
+            and isinstance(act[1], (int, float)) and not isinstance(act[1], bool)
+            and act[1] >= 0):  # (NaN fails the comparison)
+        return act
+    raise InvalidValueError(f"mlp: unknown activation {act!r}; expected one of "
+                            f"{', '.join(FUSED_ACTIVATIONS)}, or ('leaky_relu', slope) with a "
+                            "slope >= 0")
 
 
 def _activate(xp: Any, s: Any, act: str) -> Any:
@@ -48,6 +69,8 @@ def _activate(xp: Any, s: Any, act: str) -> Any:
         return xp.maximum(s, 0, out=s)
     if act == "tanh":
         return xp.tanh(s, out=s)
+    if type(act) is tuple:  # ("leaky_relu", a): LeakyRelu.forward's where(s > 0, s, s a)
+        return xp.where(s > 0, s, s * act[1])
     if act == "sigmoid":
         e = xp.exp(-xp.abs(s))
         out = xp.where(s >= 0, 1.0, e)
@@ -82,6 +105,8 @@ def _times_derivative(xp: Any, delta: Any, y: Any, act: str, owned: bool = False
         return d
     if act == "sigmoid":
         return delta * y * (1 - y)
+    if type(act) is tuple:  # ("leaky_relu", a): LeakyRelu.vjp's where(mask, g, g a)
+        return xp.where(xp.greater(y, 0), delta, delta * act[1])
     return delta
 
 
@@ -190,13 +215,15 @@ def mlp(x: Any, weights: list[Any], biases: list[Any] | None, activations: list[
         x: input of shape (..., d0), d0 = ``weights[0].shape[1]``.
         weights: L matrices, W_l of shape (d_l, d_{l-1}) (``nn.Linear``'s layout).
         biases: L vectors, b_l of shape (d_l,), or None for layers without biases.
-        activations: L names from ``FUSED_ACTIVATIONS``, one per layer ("identity" for none).
+        activations: L entries, one per layer: a name from ``FUSED_ACTIVATIONS`` ("identity"
+            for none; "leaky_relu" has slope 0.01) or ``("leaky_relu", slope)``, slope >= 0.
 
     Shape: (..., d0) -> (..., d_L).
     """
     x = as_tensor(x)
-    params = network_inputs(x, weights, biases, activations)
-    return run(x, params, tuple(activations), biases is not None)
+    acts = tuple(fused_activation(a) for a in activations)
+    params = network_inputs(x, weights, biases, acts)
+    return run(x, params, acts, biases is not None)
 
 
 def network_inputs(x: Tensor, weights: list[Any], biases: list[Any] | None,
@@ -208,9 +235,7 @@ def network_inputs(x: Tensor, weights: list[Any], biases: list[Any] | None,
         raise InvalidValueError(f"mlp: got {len(weights)} weights for {len(activations)} "
                                 "activations: expected one activation per layer")
     for act in activations:
-        if act not in FUSED_ACTIVATIONS:
-            raise InvalidValueError(f"mlp: unknown activation {act!r}; expected one of "
-                                    f"{', '.join(FUSED_ACTIVATIONS)}")
+        fused_activation(act)  # raises for anything the node does not take
     params: list[Tensor] = []
     width = x.data.shape[-1] if x.data.ndim else None
     for l, w in enumerate(weights):
@@ -234,7 +259,7 @@ def network_inputs(x: Tensor, weights: list[Any], biases: list[Any] | None,
     return tuple(params)
 
 
-def run(x: Tensor, params: tuple[Tensor, ...], activations: tuple[str, ...],
+def run(x: Tensor, params: tuple[Tensor, ...], activations: tuple[Any, ...],
         has_bias: bool) -> Tensor:
     """Apply the fused node to ``x`` with parameters that ``network_inputs`` has checked; only
     the input's width is checked here (``nn.MLP`` calls this directly with a parameter list it
@@ -249,4 +274,4 @@ def run(x: Tensor, params: tuple[Tensor, ...], activations: tuple[str, ...],
     return apply(MLP, (x, *params), activations, has_bias)
 
 
-__all__ = ["mlp", "FUSED_ACTIVATIONS"]
+__all__ = ["mlp", "fused_activation", "FUSED_ACTIVATIONS"]
