@@ -604,11 +604,11 @@ OPTIMIZERS = {
 
 
 @pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "leaky_relu", "gelu"])
 def test_mlp_training_matches_cpu(opt, activation, rng):
     """``MLP.to(device)`` trained for a few steps: the same losses and weights as on the CPU
-    (float64: ``relu``/``tanh`` run as the fused ``mlp`` node when it exists, ``gelu`` as a
-    chain of nodes)."""
+    (float64: ``relu``/``tanh``/``leaky_relu`` run as the fused ``mlp`` node when it exists,
+    ``gelu`` as a chain of nodes)."""
     X, y = _data(rng)
     results = []
     for device in ("cpu", DEVICE):
