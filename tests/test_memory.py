@@ -54,6 +54,8 @@ SWEEP = [
     (8, 128, 512, "relu", "sgd", 3, False, 0.0, "float32"),
     (8, 128, 512, "relu", "adam", 3, True, 0.2, "float32"),
     (16, 128, 512, "leaky_relu", "rmsprop", None, False, 0.1, "float32"),
+    (3, 128, 256, "leaky_relu", "adam", None, False, 0.0, "float32"),  # fused: no mask kept
+    (6, 128, 512, "leaky_relu", "sgd", 3, False, 0.0, "float32"),  # checkpointed: the chain's
     (16, 64, 64, "tanh", "sgd", 4, False, 0.0, "float64"),
     (32, 128, 256, "relu", "sgd", None, False, 0.0, "float32"),
     (32, 128, 256, "relu", "sgd", 6, False, 0.0, "float32"),
@@ -365,6 +367,17 @@ def test_report_and_plot(tmp_path):
     deep = memory.report([128] * 15, 64, 10, [1024])
     assert deep.segments == round(math.sqrt(16))
     assert deep.rows[0].checkpointed.activations < deep.rows[0].plain.activations / 2
+
+
+def test_report_of_a_fused_leaky_relu_network_is_the_models_estimate():
+    # plain rows: the fused node (no mask); checkpointed rows: the chain of modules (masks)
+    rep = memory.report([64, 64], 32, 10, [128], activation="leaky_relu", optimizer="adam")
+    model = _mlp([32, 64, 64, 10], "leaky_relu")
+    row = rep.rows[0]
+    assert row.plain == memory.estimate(model, 128, optimizer="adam")
+    assert row.checkpointed == memory.estimate(model, 128, optimizer="adam",
+                                               checkpoint_segments=2)
+    assert row.plain.activations == memory.measure_step(model, 128, optimizer="adam").saved
 
 
 def test_checkpointed_step_measures_less():

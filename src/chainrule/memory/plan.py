@@ -4,7 +4,7 @@ what its node saves, and its temporaries (see ``step_model``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -140,6 +140,30 @@ def _trace_layer(module: Any, in_shape: tuple[int, ...], dtype: np.dtype) -> tup
     return layer, out_shape
 
 
+def _as_fused(layer: _Layer, module: Any) -> _Layer:
+    """``layer`` as it runs inside nn.MLP's fused ``mlp`` node (``chainrule.ops.mlp``). The node
+    keeps each activation's output, the next layer's input, for the derivative: the same arrays
+    as the chain for ReLU, tanh and sigmoid, whose own VJPs keep their output; but a leaky ReLU
+    (slope >= 0) on its own keeps a boolean mask, which the fused node does not."""
+    from ..nn import LeakyReLU
+
+    if type(module) is LeakyReLU and module.negative_slope >= 0:
+        return replace(layer, saves_output=True, internal=0)
+    return layer
+
+
+def _runs_fused(model: Any) -> bool:
+    """Whether a training step of ``model`` runs as nn.MLP's one fused node: an MLP whose layers
+    it covers, with no active dropout (which training mode leaves to the chain). A checkpointed
+    step runs the modules one by one, unfused (the callers ask only without checkpointing)."""
+    from ..nn import MLP
+
+    if not isinstance(model, MLP):
+        return False
+    plan = model._fused_plan()
+    return plan is not None and not any(d.p > 0 for d in plan[2])
+
+
 def _children(model: Any) -> list[Any]:
     """The modules a chain runs in order: a Sequential's (or MLP's) children, else the model."""
     from ..nn import Sequential
@@ -157,8 +181,9 @@ def _model_dtype(model: Any) -> np.dtype:
     return np.dtype(get_default_dtype())
 
 
-def _plan_of(model: Any, dtype: Any = None) -> _Plan:
-    """The step model's view of ``model``: its children profiled in order."""
+def _plan_of(model: Any, dtype: Any = None, checkpointed: bool = False) -> _Plan:
+    """The step model's view of ``model``: its children profiled in order (as they run in
+    nn.MLP's fused node, unless ``checkpointed``)."""
     from ..nn import Linear
 
     mods = _children(model)
@@ -175,6 +200,7 @@ def _plan_of(model: Any, dtype: Any = None) -> _Plan:
     s = dt.itemsize
     layers = []
     shape: tuple[int, ...] = (mods[0].in_features,)
+    fused = not checkpointed and _runs_fused(model)
     for m in mods:
         if isinstance(m, Linear):
             if shape != (m.in_features,):
@@ -184,7 +210,7 @@ def _plan_of(model: Any, dtype: Any = None) -> _Plan:
             shape = (m.out_features,)
         else:
             layer, shape = _trace_layer(m, shape, dt)
-            layers.append(layer)
+            layers.append(_as_fused(layer, m) if fused else layer)
     if len(shape) != 1:
         raise InvalidValueError(f"memory estimate: the model's output must be (N, classes) "
                                 f"logits, got per-sample shape {shape}")
@@ -195,8 +221,10 @@ def _plan_of(model: Any, dtype: Any = None) -> _Plan:
 
 
 def _mlp_plan(sizes: Sequence[int], activation: Any = "relu", dtype: Any = "float32",
-              dropout: float = 0.0, bias: bool = True) -> _Plan:
-    """The plan of ``nn.MLP(sizes, activation, dropout=dropout)`` without building its weights."""
+              dropout: float = 0.0, bias: bool = True, checkpointed: bool = False) -> _Plan:
+    """The plan of ``nn.MLP(sizes, activation, dropout=dropout)`` without building its weights
+    (its layers as they run in the fused node when no dropout is active, unless
+    ``checkpointed``)."""
     from ..nn import Dropout, get_activation
 
     dt = np.dtype(dtype)
@@ -210,7 +238,10 @@ def _mlp_plan(sizes: Sequence[int], activation: Any = "relu", dtype: Any = "floa
             for m in mods:
                 key = (type(m).__name__, sizes[l])
                 if key not in profiles:
-                    profiles[key] = _trace_layer(m, (sizes[l],), dt)[0]
+                    layer = _trace_layer(m, (sizes[l],), dt)[0]
+                    # (nn.MLP runs as one fused node when no dropout is active)
+                    fused = dropout == 0 and not checkpointed
+                    profiles[key] = _as_fused(layer, m) if fused else layer
                 layers.append(profiles[key])
     return _Plan(tuple(layers), sizes[0] * s, sizes[-1], s, flat_params=True)
 

@@ -146,13 +146,15 @@ def report(hidden: Sequence[int], input_dim: int, classes: int,
     if checkpoint_segments is None:
         checkpoint_segments = max(2, round(math.sqrt(len(sizes) - 1)))
     segments = min(_check_segments(checkpoint_segments), len(plan.layers))
+    plan_ck = _mlp_plan(sizes, activation, dt, dropout, checkpointed=True) if segments > 1 \
+        else plan
     rows = tuple(ReportRow(b, _from_plan(plan, b, 1, optimizer, False),
-                           _from_plan(plan, b, segments, optimizer, False)) for b in bs)
+                           _from_plan(plan_ck, b, segments, optimizer, False)) for b in bs)
     limit = parse_bytes(budget) if budget is not None else None
     best = best_ck = None
     if limit is not None:
         best = _largest_batch(plan, limit, 1, optimizer, False)
-        best_ck = _largest_batch(plan, limit, segments, optimizer, False)
+        best_ck = _largest_batch(plan_ck, limit, segments, optimizer, False)
     name = activation if isinstance(activation, str) else type(activation).__name__
     return MemoryReport(tuple(int(n) for n in sizes), name, str(dt), str(optimizer), segments,
                         rows, limit, best, best_ck)

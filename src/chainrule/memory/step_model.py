@@ -344,7 +344,7 @@ def estimate(model: Any, batch_size: int, dtype: Any = None, *, optimizer: Any =
     if checkpoint_segments is None:
         checkpoint_segments = getattr(model, "checkpoint_segments", None)
     segments = _check_segments(checkpoint_segments)
-    return _from_plan(_plan_of(model, dtype), batch_size, segments, optimizer,
+    return _from_plan(_plan_of(model, dtype, segments > 1), batch_size, segments, optimizer,
                       bool(zero_grad_first))
 
 
@@ -389,5 +389,5 @@ def max_batch_size(model: Any, budget_bytes: int | str, checkpoint_segments: int
         checkpoint_segments = getattr(model, "checkpoint_segments", None)
     segments = _check_segments(checkpoint_segments)
     _optimizer_factor(optimizer)
-    return _largest_batch(_plan_of(model, dtype), budget, segments, optimizer,
+    return _largest_batch(_plan_of(model, dtype, segments > 1), budget, segments, optimizer,
                           bool(zero_grad_first))

@@ -18,14 +18,15 @@ each product. On the 64-64-10 tanh MLP at batch 32 (digits) the forward and back
 network went from ~45 to ~20 us (see ``benchmarks/results/mlp.md`` for whole training steps).
 
 Only activations whose derivative is a function of their output are fused (the output is what the
-next layer saves anyway, so the node keeps exactly the arrays the unfused chain keeps):
+next layer saves anyway, so the node keeps the arrays the unfused chain keeps, except the leaky
+ReLU's boolean mask, which it does not need):
 
     "identity": theta' = 1;  "relu": theta' = [y > 0];  "tanh": theta' = 1 - y^2;
     "sigmoid": theta' = y (1 - y);
     ("leaky_relu", a) with a >= 0: theta' = 1 where y > 0, else a.
 
-For the leaky ReLU y = s if s > 0 else a s, so with a >= 0 the output is positive exactly where
-s is (for a = 0, s = -0.0 or NaN too), and [y > 0] is the mask [s > 0] that the unfused
+For the leaky ReLU y = s if s > 0 else a s. With a >= 0, y > 0 exactly where s > 0 (where
+s <= 0 or s is NaN, a s is <= 0, NaN, or -0.0), so [y > 0] is the mask [s > 0] that the unfused
 ``leaky_relu`` keeps. A negative slope flips the sign, so it is not fused.
 
 :class:`chainrule.nn.MLP` uses this node when its layers allow it (see ``MLP.forward``).
