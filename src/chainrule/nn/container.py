@@ -186,10 +186,10 @@ class MLP(Sequential):
     that is to be saved.
 
     Speed: while its layers are the chain it was built as (Linear layers with identity, ReLU,
-    tanh or sigmoid activations; dropout only in evaluation mode or with p = 0), the forward
-    records one fused ``mlp`` node (``chainrule.ops.mlp``) instead of 2L nodes, with the same
-    numbers bit for bit; anything else (leaky ReLU, GELU, active dropout, appended modules) runs
-    the modules one by one. The parameters are views of one contiguous array, which lets the
+    tanh, sigmoid or leaky ReLU (slope >= 0) activations; dropout only in evaluation mode or
+    with p = 0), the forward records one fused ``mlp`` node (``chainrule.ops.mlp``) instead of
+    2L nodes, with the same numbers bit for bit; anything else (ELU, GELU, a negative leaky
+    slope, active dropout, appended modules) runs the modules one by one. The parameters are views of one contiguous array, which lets the
     optimizers update a small network in a few array operations (``chainrule.optim._flat``).
     """
 
@@ -273,10 +273,11 @@ class MLP(Sequential):
 
     def _fused_plan(self) -> _Plan | None:
         """How to run this network as one fused ``mlp`` node (``chainrule.ops.mlp``): its Linear
-        layers, each one's activation name, and the Dropout layers between them (while one of
-        them has p > 0, only evaluation mode may fuse); None when the layers are not a chain of Linear
-        layers each followed by at most one of Identity/ReLU/Tanh/Sigmoid (and Dropout), e.g.
-        after the user appended or replaced a module. Cached on the identity of the modules."""
+        layers, each one's activation (a name, or ("leaky_relu", slope)), and the Dropout layers
+        between them (while one of them has p > 0, only evaluation mode may fuse); None when the
+        layers are not a chain of Linear layers each followed by at most one of
+        Identity/ReLU/Tanh/Sigmoid/LeakyReLU with slope >= 0 (and Dropout), e.g. after the user
+        appended or replaced a module. Cached on the identity of the modules and the slopes."""
         mods = tuple(self._modules.values())
         cached = self.__dict__.get("_plan")
         if (cached is not None and len(cached) == 3 and cached[0] == mods  # (a 2-tuple: an
