@@ -335,6 +335,12 @@ OTHER_CASES: dict[str, list[Any]] = {
         case(lambda x: _loss().softmax_cross_entropy(
             x, np.array([1, 0, 2]), np.array([0.5, 1.0, 2.0]), "none"), (3, 3), id="weighted"),
     ],
+    "squared_error": [
+        case(lambda x, t: _loss().squared_error(x, t, None, 0.25), (3, 2), (3, 2), id="plain"),
+        case(lambda x, t: _loss().squared_error(x, t, np.array([0.5, 1.0, 2.0]), 0.1),
+             (3, 4), (3, 4), id="weighted"),
+        case(lambda x: _loss().squared_error(x, np.ones((4,)), None, 1.0), (4,), id="1-d"),
+    ],
     "binary_cross_entropy": [
         case(lambda p, y: _loss().binary_cross_entropy(p.sigmoid(), y.sigmoid()), (3, 4), (3, 4),
              id="both"),

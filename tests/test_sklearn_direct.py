@@ -112,9 +112,10 @@ def test_partial_fit_takes_the_direct_step_too(monkeypatch, digits):
     lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, dropout=0.2),
     lambda: MLPClassifier(hidden_layer_sizes=(8, 8), max_iter=2, checkpoint_segments=2),
     lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, activation="elu"),
-    lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, loss="squared_error"),
-    lambda: MLPRegressor(hidden_layer_sizes=(8,), max_iter=2),
-], ids=["dropout", "checkpointing", "elu", "square-loss", "regressor"])
+    lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, loss="hinge"),
+    lambda: MLPRegressor(hidden_layer_sizes=(8,), max_iter=2, loss="poisson"),
+    lambda: MLPRegressor(hidden_layer_sizes=(8,), max_iter=2, dropout=0.1),
+], ids=["dropout", "checkpointing", "elu", "hinge", "poisson", "regressor-dropout"])
 def test_other_fits_take_the_graph(monkeypatch, digits, make):
     """Where the step would need more than the two fused nodes, the graph runs it."""
     X, y = digits
@@ -123,6 +124,43 @@ def test_other_fits_take_the_graph(monkeypatch, digits, make):
     est.fit(X, y if isinstance(est, MLPClassifier) else y.astype(float))
     assert not calls
     assert np.isfinite(est.loss_curve_).all()
+
+
+SQUARE_CONFIGS = {
+    "regressor-adam": (MLPRegressor, {}),
+    "regressor-float32-two-outputs": (MLPRegressor, {"dtype": "float32"}),
+    "regressor-sgd-relu-output": (MLPRegressor, {"solver": "sgd", "learning_rate_init": 0.01,
+                                                 "output_activation": "relu"}),
+    "classifier-signed-square": (MLPClassifier, {"loss": "squared_error"}),
+    "classifier-signed-square-binary": (MLPClassifier, {"loss": "squared_error"}),
+}
+
+
+@pytest.mark.parametrize("config", sorted(SQUARE_CONFIGS))
+@pytest.mark.parametrize("weighted", [False, True])
+def test_square_loss_direct_step_fits_exactly_as_the_graph(monkeypatch, digits, config,
+                                                           weighted):
+    X, y = digits
+    cls, extra = SQUARE_CONFIGS[config]
+    if cls is MLPRegressor:
+        target = np.stack([y / 9.0, (y % 3) / 2.0], axis=1) if "two" in config else y / 9.0
+    else:
+        target = y % 2 if "binary" in config else y
+    kw = {}
+    if weighted:
+        w = np.random.default_rng(3).uniform(0.0, 2.0, len(y))
+        w[:5] = 0.0
+        kw["sample_weight"] = w
+    make = lambda: cls(hidden_layer_sizes=(16,), max_iter=5, random_state=0, tol=0.0,
+                       batch_size=64, **extra)
+    calls = _calls(monkeypatch)
+    direct = _fit(monkeypatch, False, make, X, target, **kw)
+    assert calls, "the square-loss fit should take the graph-free step"
+    graph = _fit(monkeypatch, True, make, X, target, **kw)
+    assert direct.loss_curve_ == graph.loss_curve_  # exact, not approximate
+    for a, b in zip(direct.coefs_ + direct.intercepts_, graph.coefs_ + graph.intercepts_):
+        np.testing.assert_array_equal(a, b)
+        assert np.isfinite(a).all()
 
 
 def test_binary_log_loss_takes_the_graph(monkeypatch, digits):

@@ -128,6 +128,39 @@ def _row_losses(xp: Any, x: Any, m: Any, flat: Any) -> tuple[Any, Any, Any]:
     return loss, e, s.reshape(-1, 1)
 
 
+@primitive("squared_error", kind="other", saves="the differences x - t and the row weights")
+class SquaredError:
+    """scale * sum_i c_i sum_j (x_ij - t_ij)^2, a scalar, for x and t of one shape (N, ...) and
+    row weights c (N,) (None for all ones);  dx = 2 scale g c_i (x_ij - t_ij),  dt = -dx.
+
+    One node for what the chain sub, mul, sum, mul computes (the square loss of the scikit-learn
+    regressor, with its weights and its 1 / 2K). Without weights it gives the chain's numbers
+    bit for bit: the chain's gradient g' e + g' e (g' = g scale) is 2 (g' e) exactly, and so is
+    e (2 scale g), since doubling is exact in binary floating point."""
+
+    def forward(ctx, x, t, coef, scale):
+        xp = get_xp(x)
+        e = x - t
+        sq = e * e
+        if coef is not None:
+            sq *= coef.reshape((-1,) + (1,) * (x.ndim - 1))
+        total = np.add.reduce(sq.reshape(-1)) if xp is np else sq.sum()
+        if ctx is not None:
+            ctx.saved = (e, coef, scale)
+        return xp.asarray(total * scale, dtype=x.dtype)
+
+    def vjp(ctx, g):
+        e, coef, scale = ctx.saved
+        xp = get_xp(g)
+        s = g[()] * (2 * scale)
+        if coef is not None:
+            s = s * coef.reshape((-1,) + (1,) * (e.ndim - 1))
+        # e is this node's own array: on its last use it becomes dx in place
+        dx = xp.multiply(e, s, out=e) if ctx.final else e * s
+        needs = ctx.needs
+        return (dx if needs[0] else None, -dx if needs[1] else None)
+
+
 @primitive("binary_cross_entropy", kind="other",
            saves="p and y; the clamped logarithms when y needs a gradient")
 class BinaryCrossEntropy:
@@ -163,6 +196,19 @@ def softmax_cross_entropy(logits: Tensor, labels: Any, coef: Any, reduction: str
         reduction: "mean" (weighted mean), "sum" or "none" (shape (N,)).
     """
     return apply(CrossEntropy, (logits,), labels, coef, reduction)
+
+
+def squared_error(x: Tensor, t: Any, coef: Any, scale: float) -> Tensor:
+    """The fused ``squared_error`` node: scale * sum_i c_i sum_j (x_ij - t_ij)^2 (no validation).
+
+    Args:
+        x: tensor of shape (N, ...).
+        t: tensor or backend array of x's shape and dtype (a constant unless a tensor that
+            requires grad).
+        coef: None, or a backend array of shape (N,) in x's dtype: each row's weight.
+        scale: the factor in front (1 / (2 K N) for the regressor's half squared error).
+    """
+    return apply(SquaredError, (x, t), coef, scale)
 
 
 def binary_cross_entropy(p: Tensor, y: Tensor) -> Tensor:

@@ -325,7 +325,7 @@ class BaseMLP(BaseEstimator):
             else:
                 total = float(xb.shape[0])
             if direct is not None:  # the same step without the graph (``_direct``): same bits
-                loss, grads = direct(xb, T[idx], None if wb is None else wb.astype(dtype))
+                loss, grads = direct(xb, T[idx], wb)
                 value = loss.item()
             else:
                 x = Tensor(xb if on_cpu else move_to(xb, device))

@@ -2,14 +2,19 @@
 
 A training step of ``MLPClassifier`` with the default ``log_loss`` on more than two classes
 records two graph nodes, the fused network ``mlp`` and the fused ``cross_entropy``, and
-backward walks them in reverse. When nothing else can be in the graph -- a network that the
-``mlp`` node covers (no dropout, no checkpointing), on the CPU -- the step may as well call the
-two primitives itself:
+backward walks them in reverse; so does a step of ``MLPRegressor`` (``squared_error``) or of
+the classifier's ``loss="squared_error"`` (the lecture's signed square loss), with the fused
+``squared_error`` node. When nothing else can be in the graph -- a network that the ``mlp``
+node covers (no dropout, no checkpointing), on the CPU -- the step may as well call the two
+primitives itself:
 
     s = mlp.forward(x; W_1, b_1, ..., W_L, b_L)          (the decision values, (B, K))
     e = cross_entropy.forward(s, y, c)                  (the weighted mean loss, a scalar)
     ds = cross_entropy.vjp(1)                           (c_i (softmax(s_i) - onehot(y_i)) / sum c)
     dW_1, db_1, ..., dW_L, db_L = mlp.vjp(ds)           (the lecture's delta recursion)
+
+(for a square loss, e = squared_error.forward(s, t, c, a_K / sum c) and ds = 2 a_K c_i (s_i -
+t_i) / sum c).
 
 These are the functions the graph would run, on the same arrays, in the same order, seeded with
 the same 1 that ``backward`` seeds a scalar with, so the fit is bit-identical to the graph's
@@ -22,7 +27,7 @@ On the digits benchmark (64-100-10, batches of 200, Adam, one BLAS thread) this 
 from about 2.24 to 2.08 million instructions (callgrind), and the float32 fit went from 2.41x to
 2.80x the speed of scikit-learn's default (float64) fit (``benchmarks/sklearn_digits.py``).
 
-Everything else (other losses, dropout, ``checkpoint_segments``, a GPU) takes the graph.
+Everything else (the other losses, dropout, ``checkpoint_segments``, a GPU) takes the graph.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.ops.loss import CrossEntropy
+from chainrule.ops.loss import CrossEntropy, SquaredError
 from chainrule.ops.mlp import MLP as FusedMLP
 
 
@@ -49,13 +54,19 @@ class _Context:
 
 
 class DirectStep:
-    """``step(x, labels, coef) -> (loss, grads)`` for the network ``net`` (an ``nn.MLP`` whose
-    fused plan is ``plan``): ``x`` of shape (B, d_0) in the parameters' dtype, ``labels`` int64
-    of shape (B,), ``coef`` None or the rows' weights (B,) in that dtype. Returns the mean loss
-    as a 0-d array and the gradients of ``params`` (W_1, b_1, ..., W_L, b_L): this step's own
-    arrays, which the caller copies where the optimizer reads them."""
+    """``step(x, target, weight) -> (loss, grads)`` for the network ``net`` (an ``nn.MLP`` whose
+    fused plan is ``plan``) and the loss of ``head``: ``x`` of shape (B, d_0) in the parameters'
+    dtype; ``target`` as the head encodes it (int64 labels (B,) for softmax cross-entropy, the
+    targets (B, K) in that dtype for a square loss); ``weight`` None or the rows' float64
+    weights (B,). Returns the loss as a 0-d array and the gradients of ``params`` (W_1, b_1,
+    ..., W_L, b_L): this step's own arrays, which the caller copies where the optimizer reads
+    them."""
 
-    def __init__(self, net: Any, plan: Any) -> None:
+    def __init__(self, net: Any, plan: Any, head: Any) -> None:
+        from ._heads import SoftmaxCrossEntropy
+
+        self.cross_entropy = type(head) is SoftmaxCrossEntropy
+        self.scale = None if self.cross_entropy else head.scale  # (n, k, weight) -> float
         linears, self.acts = plan[0], plan[1]
         self.has_bias = bool(net.bias)
         params = []
@@ -67,15 +78,24 @@ class DirectStep:
         self.datas = tuple(p.data for p in params)
         self.needs = (False,) + (True,) * len(params)
 
-    def __call__(self, x: np.ndarray, labels: np.ndarray,
-                 coef: np.ndarray | None) -> tuple[Any, tuple[Any, ...]]:
+    def __call__(self, x: np.ndarray, target: np.ndarray,
+                 weight: np.ndarray | None) -> tuple[Any, tuple[Any, ...]]:
         net_ctx = _Context(self.needs)
         s = FusedMLP.forward(net_ctx, x, *self.datas, self.acts, self.has_bias)
-        loss_ctx = _Context((True,))
-        loss = CrossEntropy.forward(loss_ctx, s, labels, coef, "mean")
-        seed = np.empty((), dtype=loss.dtype)
-        seed.fill(1)  # backward's seed for a scalar
-        (ds,) = CrossEntropy.vjp(loss_ctx, seed)
+        coef = None if weight is None else weight.astype(s.dtype)  # (as the head casts it)
+        if self.cross_entropy:
+            loss_ctx = _Context((True,))
+            loss = CrossEntropy.forward(loss_ctx, s, target, coef, "mean")
+            seed = np.empty((), dtype=loss.dtype)
+            seed.fill(1)  # backward's seed for a scalar
+            (ds,) = CrossEntropy.vjp(loss_ctx, seed)
+        else:
+            loss_ctx = _Context((True, False))  # (the targets are a constant)
+            n, k = s.shape
+            loss = SquaredError.forward(loss_ctx, s, target, coef, self.scale(n, k, weight))
+            seed = np.empty((), dtype=loss.dtype)
+            seed.fill(1)
+            ds = SquaredError.vjp(loss_ctx, seed)[0]
         grads = FusedMLP.vjp(net_ctx, ds)
         return loss, grads[1:]
 
@@ -83,12 +103,14 @@ class DirectStep:
 def direct_step(net: Any, head: Any, device: str, checkpoint_segments: Any,
                 dtype: Any) -> DirectStep | None:
     """The graph-free step for this fit, or None where the fit must take the graph: a loss
-    other than softmax cross-entropy, checkpointing, a device other than the CPU, a network
-    the fused ``mlp`` node does not cover, active dropout, or a frozen parameter
-    (``requires_grad`` False, which the user may set on ``network_`` between warm fits)."""
-    from ._heads import SoftmaxCrossEntropy
+    other than softmax cross-entropy or a square loss (the regressor's, the lecture's signed
+    one), checkpointing, a device other than the CPU, a network the fused ``mlp`` node does not
+    cover, active dropout, or a frozen parameter (``requires_grad`` False, which the user may
+    set on ``network_`` between warm fits)."""
+    from ._heads import HalfSquaredError, SignedSquare, SoftmaxCrossEntropy
 
-    if type(head) is not SoftmaxCrossEntropy or device != "cpu" or checkpoint_segments is not None:
+    if (type(head) not in (SoftmaxCrossEntropy, HalfSquaredError, SignedSquare)
+            or device != "cpu" or checkpoint_segments is not None):
         return None
     plan = net._fused_plan()
     if plan is None or any(m.p > 0 for m in plan[2]):
@@ -96,7 +118,7 @@ def direct_step(net: Any, head: Any, device: str, checkpoint_segments: Any,
     for p in net.parameters():
         if type(p.data) is not np.ndarray or p.data.dtype != dtype or not p.requires_grad:
             return None  # (a frozen layer: the graph gives it no gradient, zeros in the buffer)
-    return DirectStep(net, plan)
+    return DirectStep(net, plan, head)
 
 
 __all__ = ["DirectStep", "direct_step"]

@@ -20,7 +20,7 @@ from scipy.special import expit, xlogy
 
 import chainrule as cr
 from chainrule.nn import functional as F
-from chainrule.ops.loss import softmax_cross_entropy
+from chainrule.ops.loss import softmax_cross_entropy, squared_error
 
 
 def _weights(n: int, weight: Any, scale: float, like: cr.Tensor) -> Any:
@@ -111,19 +111,35 @@ class SigmoidCrossEntropy(Head):
         return expit(d)
 
 
-class SignedSquare(Head):
-    """The lecture's square loss for classification: targets y in {-1, +1} per output,
-    l_i = sum_k (h_k(x_i) - y_ik)^2; the prediction is sign(h(x)) (argmax for several classes)."""
+class SquareLoss(Head):
+    """A square loss, l_i = a_K sum_k (d_ik - y_ik)^2 with a factor a_K per sample, as one fused
+    ``squared_error`` node: scale * sum_i w_i sum_k (d_ik - y_ik)^2 with scale = a_K / sum_i w_i.
+    """
 
     def __init__(self, out_activation: str) -> None:
         self.out_activation = out_activation
 
-    def encode(self, Y: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        return np.ascontiguousarray(2.0 * Y - 1.0, dtype=dtype)
+    def row_factor(self, k: int) -> float:
+        """a_K for K outputs."""
+        return 1.0
+
+    def scale(self, n: int, k: int, weight: Any) -> float:
+        """The node's factor a_K / sum_i w_i (sum_i w_i = n without weights), computed from the
+        float64 weights (the graph-free step of ``_direct`` takes the same number)."""
+        return self.row_factor(k) / (n if weight is None else float(weight.sum()))
 
     def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
-        e = d - cr.Tensor(target)
-        return _weighted_sum(e * e, _weights(d.shape[0], weight, 1.0, d))
+        n, k = d.shape
+        coef = None if weight is None else _cast(weight, d)
+        return squared_error(d, target, coef, self.scale(n, k, weight))
+
+
+class SignedSquare(SquareLoss):
+    """The lecture's square loss for classification: targets y in {-1, +1} per output,
+    l_i = sum_k (h_k(x_i) - y_ik)^2; the prediction is sign(h(x)) (argmax for several classes)."""
+
+    def encode(self, Y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        return np.ascontiguousarray(2.0 * Y - 1.0, dtype=dtype)
 
 
 class Hinge(SignedSquare):
@@ -135,16 +151,12 @@ class Hinge(SignedSquare):
         return _weighted_sum(margin, _weights(d.shape[0], weight, 1.0, d))
 
 
-class HalfSquaredError(Head):
+class HalfSquaredError(SquareLoss):
     """Regression ``squared_error``, scikit-learn's: l_i = (1 / 2K) sum_k (d_ik - y_ik)^2 over
     the K outputs (half the squared error, averaged over outputs)."""
 
-    def __init__(self, out_activation: str) -> None:
-        self.out_activation = out_activation
-
-    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
-        e = d - cr.Tensor(target)
-        return _weighted_sum(e * e, _weights(d.shape[0], weight, 0.5 / d.shape[1], d))
+    def row_factor(self, k: int) -> float:
+        return 0.5 / k
 
 
 class HalfPoisson(Head):
@@ -164,5 +176,5 @@ class HalfPoisson(Head):
         return np.exp(d)
 
 
-__all__ = ["Head", "SoftmaxCrossEntropy", "SigmoidCrossEntropy", "SignedSquare", "Hinge",
-           "HalfSquaredError", "HalfPoisson"]
+__all__ = ["Head", "SoftmaxCrossEntropy", "SigmoidCrossEntropy", "SquareLoss", "SignedSquare",
+           "Hinge", "HalfSquaredError", "HalfPoisson"]
