@@ -99,12 +99,19 @@ def fit_once(make: Any, seed: int, split: tuple[np.ndarray, ...], cast: Any = No
             "weights_dtype": str(dtype)}
 
 
-def run(seeds: list[int], reps: int) -> dict[str, Any]:
-    split = data()
-    makers = estimators()
+def run(seeds: list[int], reps: int, split: tuple[np.ndarray, ...] | None = None,
+        makers: dict[str, Any] | None = None,
+        same_dtype: dict[str, tuple[str, Any]] | None = None) -> dict[str, Any]:
+    """Fit every estimator of ``makers`` (default: this benchmark's) on ``split`` (default:
+    digits) for each seed, interleaved ``reps`` times; ``same_dtype`` maps each name to its
+    same-dtype scikit-learn peer and the dtype its X is cast to (default ``SAME_DTYPE``). The
+    score is the estimator's ``score`` (accuracy, or R^2 for a regressor)."""
+    split = data() if split is None else split
+    makers = estimators() if makers is None else makers
+    same_dtype = SAME_DTYPE if same_dtype is None else same_dtype
     for name, make in makers.items():  # warm-up: imports, first BLAS calls, page faults
         est = make(0).set_params(max_iter=2)
-        cast = SAME_DTYPE[name][1]
+        cast = same_dtype[name][1]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(split[0] if cast is None else split[0].astype(cast), split[2])
@@ -114,7 +121,7 @@ def run(seeds: list[int], reps: int) -> dict[str, Any]:
         last: dict[str, dict[str, Any]] = {}
         for _ in range(reps):
             for name, make in makers.items():
-                r = fit_once(make, seed, split, SAME_DTYPE[name][1])
+                r = fit_once(make, seed, split, same_dtype[name][1])
                 times[name].append(r["seconds"])
                 last[name] = r
         for name in makers:
@@ -141,8 +148,8 @@ def run(seeds: list[int], reps: int) -> dict[str, Any]:
             None if s["accuracy_seed0"] is None
             else 100 * (s["accuracy_seed0"] - base["accuracy_seed0"]))
     for name, s in summary.items():
-        same = summary[SAME_DTYPE[name][0]]
-        s["same_dtype_peer"] = SAME_DTYPE[name][0]
+        same = summary[same_dtype[name][0]]
+        s["same_dtype_peer"] = same_dtype[name][0]
         s["fit_speedup_same_dtype"] = same["fit_seconds_total"] / s["fit_seconds_total"]
         s["epoch_speedup_same_dtype"] = (same["seconds_per_epoch_median"]
                                          / s["seconds_per_epoch_median"])
@@ -167,10 +174,16 @@ def environment(blas_threads: int | None) -> dict[str, Any]:
     }
 
 
-def markdown(result: dict[str, Any]) -> str:
+def markdown(result: dict[str, Any],
+             title: str = "chainrule.sklearn vs scikit-learn MLPClassifier on digits",
+             score: str = "test acc.", percent: bool = True) -> str:
     env, summary = result["environment"], result["summary"]
+
+    def fmt(v: float) -> str:
+        return f"{100 * v:.2f}%" if percent else f"{v:.4f}"
+
     lines = [
-        "# chainrule.sklearn vs scikit-learn MLPClassifier on digits",
+        f"# {title}",
         "",
         f"{env['date']}, scikit-learn {env['scikit-learn']}, NumPy {env['numpy']}, "
         f"{env['cpus']} CPUs, load average {env['load_average']}, BLAS threads "
@@ -180,7 +193,7 @@ def markdown(result: dict[str, Any]) -> str:
         "Speed-ups are scikit-learn's time divided by the estimator's: over scikit-learn's "
         "default (float64) fit, and over scikit-learn in the same dtype.",
         "",
-        "| estimator | weights | test acc. (seed 0) | mean acc. | mean epochs "
+        f"| estimator | weights | {score} (seed 0) | mean {score} | mean epochs "
         "| fit time (s, all seeds) | s/epoch | fit speed-up | per-epoch speed-up "
         "| fit speed-up, same dtype |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -189,8 +202,8 @@ def markdown(result: dict[str, Any]) -> str:
         same = (f"{s['fit_speedup_same_dtype']:.2f}x vs {s['same_dtype_peer']}"
                 if s["same_dtype_peer"] != name else "-")
         lines.append(
-            f"| {name} | {s['weights_dtype']} | {100 * s['accuracy_seed0']:.2f}% | "
-            f"{100 * s['accuracy_mean']:.2f}% | {s['n_iter_mean']:.1f} | "
+            f"| {name} | {s['weights_dtype']} | {fmt(s['accuracy_seed0'])} | "
+            f"{fmt(s['accuracy_mean'])} | {s['n_iter_mean']:.1f} | "
             f"{s['fit_seconds_total']:.2f} | {1000 * s['seconds_per_epoch_median']:.2f} ms | "
             f"{s['fit_speedup_vs_sklearn']:.2f}x | {s['epoch_speedup_vs_sklearn']:.2f}x | "
             f"{same} |")
