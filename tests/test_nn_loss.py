@@ -535,3 +535,65 @@ def test_fused_cross_entropy_node_takes_any_integer_labels(dtype):
     np.testing.assert_allclose(loss.item(), want, rtol=1e-12)
     loss.backward()
     np.testing.assert_allclose(x.grad, np.exp(_log_softmax(xs)) - np.eye(10)[y], atol=1e-12)
+
+
+# ----------------------------------------------------------------- fused scaled losses (ops.loss)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_squared_error_is_the_chain_bit_for_bit(dtype):
+    # without row weights the fused node gives the chain sub, mul, sum, mul exactly (value and
+    # gradient), as its docstring argues
+    from chainrule.ops.loss import squared_error
+
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((13, 3)).astype(dtype)
+    t = rng.standard_normal((13, 3)).astype(dtype)
+    scale = 0.5 / 3 / 13
+    x = cr.tensor(x0, requires_grad=True)
+    fused = squared_error(x, t, None, scale)
+    fused.backward()
+    y = cr.tensor(x0, requires_grad=True)
+    e = y - cr.tensor(t)
+    chain = (e * e).sum() * scale
+    chain.backward()
+    assert fused.dtype == chain.dtype == np.dtype(dtype)
+    assert fused.item() == chain.item()
+    np.testing.assert_array_equal(x.grad, y.grad)
+
+
+def test_fused_squared_error_with_weights_and_target_gradient():
+    from chainrule.ops.loss import squared_error
+
+    rng = np.random.default_rng(1)
+    x0, t0 = rng.standard_normal((5, 2)), rng.standard_normal((5, 2))
+    c = np.array([0.0, 1.0, 2.5, 0.5, 1.0])
+    x, t = cr.tensor(x0, requires_grad=True), cr.tensor(t0, requires_grad=True)
+    out = squared_error(x, t, c, 0.3)
+    out.backward()
+    assert out.item() == pytest.approx(0.3 * np.sum(c[:, None] * (x0 - t0) ** 2), rel=1e-14)
+    np.testing.assert_allclose(x.grad, 0.6 * c[:, None] * (x0 - t0), rtol=1e-14)
+    np.testing.assert_allclose(t.grad, -x.grad, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_bce_with_logits_matches_the_functional_loss(dtype):
+    from chainrule.ops.loss import bce_with_logits
+
+    rng = np.random.default_rng(2)
+    x0 = (rng.standard_normal((6, 3)) * 4).astype(dtype)
+    x0[0] = [1e4, -1e4, 0.0]  # saturated and zero logits: finite, exact
+    t = rng.integers(0, 2, (6, 3)).astype(dtype)
+    t[1] = 0.25  # soft targets too
+    c = np.array([1.0, 0.5, 0.0, 2.0, 1.0, 1.0], dtype=dtype)
+    x = cr.tensor(x0, requires_grad=True)
+    out = bce_with_logits(x, t, c, 0.2)
+    out.backward()
+    y = cr.tensor(x0, requires_grad=True)
+    per = F.binary_cross_entropy_with_logits(y, t, reduction="none")
+    ref = (per.sum(axis=1) * cr.tensor(c)).sum() * 0.2
+    ref.backward()
+    tol = 1e-6 if dtype == "float32" else 1e-14
+    assert np.isfinite(out.item()) and out.item() == pytest.approx(ref.item(), rel=tol)
+    np.testing.assert_allclose(x.grad, y.grad, rtol=tol, atol=tol)
+    # the gradient is c_i (sigmoid(x) - t) scale, exactly 0 and +-scale c_i where saturated
+    assert x.grad[0, 0] == pytest.approx(0.2 * (1 - t[0, 0])) and x.grad[0, 1] == \
+        pytest.approx(-0.2 * t[0, 1])

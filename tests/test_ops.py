@@ -341,6 +341,13 @@ OTHER_CASES: dict[str, list[Any]] = {
              (3, 4), (3, 4), id="weighted"),
         case(lambda x: _loss().squared_error(x, np.ones((4,)), None, 1.0), (4,), id="1-d"),
     ],
+    "bce_with_logits": [
+        case(lambda x, t: _loss().bce_with_logits(x, t.sigmoid(), None, 0.25), (3, 2), (3, 2),
+             id="plain"),
+        case(lambda x: _loss().bce_with_logits(x * 3.0, np.array([[0.0, 1.0, 1.0, 0.0]] * 3),
+                                               np.array([0.5, 1.0, 2.0]), 0.1),
+             (3, 4), id="weighted"),
+    ],
     "binary_cross_entropy": [
         case(lambda p, y: _loss().binary_cross_entropy(p.sigmoid(), y.sigmoid()), (3, 4), (3, 4),
              id="both"),

@@ -126,7 +126,9 @@ def test_other_fits_take_the_graph(monkeypatch, digits, make):
     assert np.isfinite(est.loss_curve_).all()
 
 
-SQUARE_CONFIGS = {
+SCALED_CONFIGS = {  # the heads whose loss is one ScaledLoss node: square losses, sigmoid CE
+    "classifier-binary-log-loss": (MLPClassifier, {}),
+    "classifier-multilabel-log-loss-float32": (MLPClassifier, {"dtype": "float32"}),
     "regressor-adam": (MLPRegressor, {}),
     "regressor-float32-two-outputs": (MLPRegressor, {"dtype": "float32"}),
     "regressor-sgd-relu-output": (MLPRegressor, {"solver": "sgd", "learning_rate_init": 0.01,
@@ -136,14 +138,16 @@ SQUARE_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("config", sorted(SQUARE_CONFIGS))
+@pytest.mark.parametrize("config", sorted(SCALED_CONFIGS))
 @pytest.mark.parametrize("weighted", [False, True])
-def test_square_loss_direct_step_fits_exactly_as_the_graph(monkeypatch, digits, config,
+def test_scaled_loss_direct_step_fits_exactly_as_the_graph(monkeypatch, digits, config,
                                                            weighted):
     X, y = digits
-    cls, extra = SQUARE_CONFIGS[config]
+    cls, extra = SCALED_CONFIGS[config]
     if cls is MLPRegressor:
         target = np.stack([y / 9.0, (y % 3) / 2.0], axis=1) if "two" in config else y / 9.0
+    elif "multilabel" in config:
+        target = np.stack([y % 2, (y > 4), (y % 3 == 0)], axis=1).astype(int)
     else:
         target = y % 2 if "binary" in config else y
     kw = {}
@@ -155,20 +159,12 @@ def test_square_loss_direct_step_fits_exactly_as_the_graph(monkeypatch, digits, 
                        batch_size=64, **extra)
     calls = _calls(monkeypatch)
     direct = _fit(monkeypatch, False, make, X, target, **kw)
-    assert calls, "the square-loss fit should take the graph-free step"
+    assert calls, "this fit should take the graph-free step"
     graph = _fit(monkeypatch, True, make, X, target, **kw)
     assert direct.loss_curve_ == graph.loss_curve_  # exact, not approximate
     for a, b in zip(direct.coefs_ + direct.intercepts_, graph.coefs_ + graph.intercepts_):
         np.testing.assert_array_equal(a, b)
         assert np.isfinite(a).all()
-
-
-def test_binary_log_loss_takes_the_graph(monkeypatch, digits):
-    """Two classes use the sigmoid head (one output), which the graph-free step does not cover."""
-    X, y = digits
-    calls = _calls(monkeypatch)
-    MLPClassifier(hidden_layer_sizes=(8,), max_iter=2).fit(X, y % 2)
-    assert not calls
 
 
 def test_a_frozen_layer_takes_the_graph_and_stays_frozen(monkeypatch, digits):

@@ -161,6 +161,48 @@ class SquaredError:
         return (dx if needs[0] else None, -dx if needs[1] else None)
 
 
+@primitive("bce_with_logits", kind="other",
+           saves="sigmoid(x), the targets and the row weights (and x when t needs a gradient)")
+class BCEWithLogits:
+    """scale * sum_i c_i sum_j [softplus(x_ij) - t_ij x_ij], a scalar: the binary cross-entropy
+    of sigmoid(x) against targets t in [0, 1], for x and t of one shape (N, ...) and row
+    weights c (N,) (None for all ones);  dx = scale g c_i (sigmoid(x_ij) - t_ij),
+    dt = -scale g c_i x_ij.
+
+    softplus(x) - t x is computed as max(x, 0) - t x + log1p(exp(-|x|)): no overflow for any
+    finite logit, and exact where the sigmoid saturates. One node for the chain of softplus,
+    products and sums of ``F.binary_cross_entropy_with_logits`` (the binary and multilabel
+    ``log_loss`` of the scikit-learn classifier)."""
+
+    def forward(ctx, x, t, coef, scale):
+        xp = get_xp(x)
+        e = xp.exp(-xp.abs(x))
+        loss = xp.log1p(e)
+        loss += xp.maximum(x, 0)
+        loss -= x * t
+        if coef is not None:
+            loss *= coef.reshape((-1,) + (1,) * (x.ndim - 1))
+        total = np.add.reduce(loss.reshape(-1)) if xp is np else loss.sum()
+        if ctx is not None:
+            p = xp.where(x >= 0, 1.0, e)  # sigmoid(x) from e, as the sigmoid primitive
+            e += 1
+            p /= e
+            ctx.saved = (p, t, coef, scale, x if ctx.needs[1] else None)
+        return xp.asarray(total * scale, dtype=x.dtype)
+
+    def vjp(ctx, g):
+        p, t, coef, scale, x = ctx.saved
+        s = g[()] * scale
+        if coef is not None:
+            s = s * coef.reshape((-1,) + (1,) * (p.ndim - 1))
+        needs = ctx.needs
+        dt = -(x * s) if needs[1] else None
+        # p is this node's own array: on its last use it becomes dx in place
+        dx = get_xp(p).subtract(p, t, out=p) if ctx.final else p - t
+        dx *= s
+        return (dx if needs[0] else None, dt)
+
+
 @primitive("binary_cross_entropy", kind="other",
            saves="p and y; the clamped logarithms when y needs a gradient")
 class BinaryCrossEntropy:
@@ -209,6 +251,19 @@ def squared_error(x: Tensor, t: Any, coef: Any, scale: float) -> Tensor:
         scale: the factor in front (1 / (2 K N) for the regressor's half squared error).
     """
     return apply(SquaredError, (x, t), coef, scale)
+
+
+def bce_with_logits(x: Tensor, t: Any, coef: Any, scale: float) -> Tensor:
+    """The fused ``bce_with_logits`` node: scale * sum_i c_i sum_j [softplus(x_ij) - t_ij x_ij]
+    (no validation).
+
+    Args:
+        x: logits, a tensor of shape (N, ...).
+        t: targets in [0, 1], a tensor or backend array of x's shape and dtype.
+        coef: None, or a backend array of shape (N,) in x's dtype: each row's weight.
+        scale: the factor in front (1 / sum_i c_i for the classifier's weighted mean).
+    """
+    return apply(BCEWithLogits, (x, t), coef, scale)
 
 
 def binary_cross_entropy(p: Tensor, y: Tensor) -> Tensor:

@@ -2,9 +2,9 @@
 
 A training step of ``MLPClassifier`` with the default ``log_loss`` on more than two classes
 records two graph nodes, the fused network ``mlp`` and the fused ``cross_entropy``, and
-backward walks them in reverse; so does a step of ``MLPRegressor`` (``squared_error``) or of
-the classifier's ``loss="squared_error"`` (the lecture's signed square loss), with the fused
-``squared_error`` node. When nothing else can be in the graph -- a network that the ``mlp``
+backward walks them in reverse; so does a step of ``MLPRegressor`` (``squared_error``), of the
+classifier's ``loss="squared_error"`` (the lecture's signed square loss), both with the fused
+``squared_error`` node, and of a binary or multilabel classifier (``bce_with_logits``). When nothing else can be in the graph -- a network that the ``mlp``
 node covers (no dropout, no checkpointing), on the CPU -- the step may as well call the two
 primitives itself:
 
@@ -14,7 +14,7 @@ primitives itself:
     dW_1, db_1, ..., dW_L, db_L = mlp.vjp(ds)           (the lecture's delta recursion)
 
 (for a square loss, e = squared_error.forward(s, t, c, a_K / sum c) and ds = 2 a_K c_i (s_i -
-t_i) / sum c).
+t_i) / sum c; for the sigmoid cross-entropy, ds = c_i (sigmoid(s_i) - t_i) / sum c).
 
 These are the functions the graph would run, on the same arrays, in the same order, seeded with
 the same 1 that ``backward`` seeds a scalar with, so the fit is bit-identical to the graph's
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.ops.loss import CrossEntropy, SquaredError
+from chainrule.ops.loss import CrossEntropy
 from chainrule.ops.mlp import MLP as FusedMLP
 
 
@@ -66,7 +66,9 @@ class DirectStep:
         from ._heads import SoftmaxCrossEntropy
 
         self.cross_entropy = type(head) is SoftmaxCrossEntropy
-        self.scale = None if self.cross_entropy else head.scale  # (n, k, weight) -> float
+        # otherwise a ScaledLoss head: its node's primitive and factor (n, k, weight) -> float
+        self.loss = None if self.cross_entropy else head.primitive
+        self.scale = None if self.cross_entropy else head.scale
         linears, self.acts = plan[0], plan[1]
         self.has_bias = bool(net.bias)
         params = []
@@ -90,12 +92,13 @@ class DirectStep:
             seed.fill(1)  # backward's seed for a scalar
             (ds,) = CrossEntropy.vjp(loss_ctx, seed)
         else:
+            prim = self.loss
             loss_ctx = _Context((True, False))  # (the targets are a constant)
             n, k = s.shape
-            loss = SquaredError.forward(loss_ctx, s, target, coef, self.scale(n, k, weight))
+            loss = prim.forward(loss_ctx, s, target, coef, self.scale(n, k, weight))
             seed = np.empty((), dtype=loss.dtype)
             seed.fill(1)
-            ds = SquaredError.vjp(loss_ctx, seed)[0]
+            ds = prim.vjp(loss_ctx, seed)[0]
         grads = FusedMLP.vjp(net_ctx, ds)
         return loss, grads[1:]
 
@@ -103,13 +106,14 @@ class DirectStep:
 def direct_step(net: Any, head: Any, device: str, checkpoint_segments: Any,
                 dtype: Any) -> DirectStep | None:
     """The graph-free step for this fit, or None where the fit must take the graph: a loss
-    other than softmax cross-entropy or a square loss (the regressor's, the lecture's signed
-    one), checkpointing, a device other than the CPU, a network the fused ``mlp`` node does not
+    other than softmax cross-entropy, the binary/multilabel sigmoid cross-entropy or a square
+    loss (the regressor's, the lecture's signed one), checkpointing, a device other than the CPU, a network the fused ``mlp`` node does not
     cover, active dropout, or a frozen parameter (``requires_grad`` False, which the user may
     set on ``network_`` between warm fits)."""
-    from ._heads import HalfSquaredError, SignedSquare, SoftmaxCrossEntropy
+    from ._heads import HalfSquaredError, SigmoidCrossEntropy, SignedSquare, SoftmaxCrossEntropy
 
-    if (type(head) not in (SoftmaxCrossEntropy, HalfSquaredError, SignedSquare)
+    if (type(head) not in (SoftmaxCrossEntropy, SigmoidCrossEntropy, HalfSquaredError,
+                           SignedSquare)
             or device != "cpu" or checkpoint_segments is not None):
         return None
     plan = net._fused_plan()

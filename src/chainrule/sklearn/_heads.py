@@ -19,8 +19,9 @@ import numpy as np
 from scipy.special import expit, xlogy
 
 import chainrule as cr
-from chainrule.nn import functional as F
-from chainrule.ops.loss import softmax_cross_entropy, squared_error
+from chainrule.ops.loss import (
+    BCEWithLogits, SquaredError, bce_with_logits, softmax_cross_entropy, squared_error,
+)
 
 
 def _weights(n: int, weight: Any, scale: float, like: cr.Tensor) -> Any:
@@ -96,28 +97,14 @@ class SoftmaxCrossEntropy(Head):
         return z
 
 
-class SigmoidCrossEntropy(Head):
-    """Binary and multilabel ``log_loss``: l_i = sum_k BCE(sigmoid(d_ik), y_ik), computed from
-    the logits without overflow."""
+class ScaledLoss(Head):
+    """A loss that is one fused node ``primitive`` (``chainrule.ops.loss``) of the decision
+    values d (N, K), the targets, the row weights c and a factor: the weighted mean
+    sum_i w_i l_i / sum_i w_i with l_i = a_K sum_k f(d_ik, y_ik), i.e. the node's
+    scale * sum_i c_i sum_k f(d_ik, y_ik) with scale = a_K / sum_i w_i."""
 
-    out_activation = "logistic"
-    probabilistic = True
-
-    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
-        per = F.binary_cross_entropy_with_logits(d, cr.Tensor(target), reduction="none")
-        return _weighted_sum(per, _weights(d.shape[0], weight, 1.0, d))
-
-    def link(self, d: np.ndarray) -> np.ndarray:
-        return expit(d)
-
-
-class SquareLoss(Head):
-    """A square loss, l_i = a_K sum_k (d_ik - y_ik)^2 with a factor a_K per sample, as one fused
-    ``squared_error`` node: scale * sum_i w_i sum_k (d_ik - y_ik)^2 with scale = a_K / sum_i w_i.
-    """
-
-    def __init__(self, out_activation: str) -> None:
-        self.out_activation = out_activation
+    node: Any = None  # the function that records the node (``chainrule.ops.loss``)
+    primitive: Any = None  # its primitive, whose forward and VJP ``_direct`` calls
 
     def row_factor(self, k: int) -> float:
         """a_K for K outputs."""
@@ -131,7 +118,30 @@ class SquareLoss(Head):
     def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
         n, k = d.shape
         coef = None if weight is None else _cast(weight, d)
-        return squared_error(d, target, coef, self.scale(n, k, weight))
+        return self.node(d, target, coef, self.scale(n, k, weight))
+
+
+class SigmoidCrossEntropy(ScaledLoss):
+    """Binary and multilabel ``log_loss``: l_i = sum_k BCE(sigmoid(d_ik), y_ik), computed from
+    the logits without overflow (one ``bce_with_logits`` node)."""
+
+    out_activation = "logistic"
+    probabilistic = True
+    node = staticmethod(bce_with_logits)
+    primitive = BCEWithLogits
+
+    def link(self, d: np.ndarray) -> np.ndarray:
+        return expit(d)
+
+
+class SquareLoss(ScaledLoss):
+    """A square loss, l_i = a_K sum_k (d_ik - y_ik)^2 (one ``squared_error`` node)."""
+
+    node = staticmethod(squared_error)
+    primitive = SquaredError
+
+    def __init__(self, out_activation: str) -> None:
+        self.out_activation = out_activation
 
 
 class SignedSquare(SquareLoss):
@@ -176,5 +186,5 @@ class HalfPoisson(Head):
         return np.exp(d)
 
 
-__all__ = ["Head", "SoftmaxCrossEntropy", "SigmoidCrossEntropy", "SquareLoss", "SignedSquare",
-           "Hinge", "HalfSquaredError", "HalfPoisson"]
+__all__ = ["Head", "ScaledLoss", "SoftmaxCrossEntropy", "SigmoidCrossEntropy", "SquareLoss",
+           "SignedSquare", "Hinge", "HalfSquaredError", "HalfPoisson"]
