@@ -220,6 +220,23 @@ def _ce(labels, coef, reduction):
     return f
 
 
+def _scaled(name, coef, scale, target=None):
+    """A case of the fused ``squared_error`` / ``bce_with_logits`` nodes with the row weights
+    ``coef`` (and a constant ``target``, else the second leaf) as arrays on the input's device."""
+    from chainrule.ops import loss
+
+    node = getattr(loss, name)
+
+    def f(x, t=None):
+        c = None if coef is None else dev_of(x, np.asarray(coef, dtype=np.float64))
+        if t is None:
+            t = dev_of(x, np.asarray(target, dtype=np.float64))
+        elif name == "bce_with_logits":
+            t = t.sigmoid()  # targets in [0, 1]
+        return node(x, t, c, scale)
+    return f
+
+
 def dev_of(like: cr.Tensor, a):
     """A copy of ``a`` as a backend array on ``like``'s device (a copy: on the CPU, asarray would
     hand out ``a`` itself, and in-place operations such as gradient clipping would change the
@@ -240,6 +257,16 @@ DEVICE_OTHER_CASES = {
         ("sum", _ce([2, 2], None, "sum"), [(2, 3)], "real"),
         ("weighted", _ce([1, 0, 2], [0.5, 1.0, 2.0], "none"), [(3, 3)], "real"),
         ("many-rows", _ce([0, 1, 2, 3, 4, 0, 1, 2, 3, 4], None, "mean"), [(10, 5)], "real"),
+    ],
+    "squared_error": [
+        ("plain", _scaled("squared_error", None, 0.25), [(3, 2), (3, 2)], "real"),
+        ("weighted", _scaled("squared_error", [0.5, 1.0, 2.0], 0.1), [(3, 4), (3, 4)], "real"),
+        ("constant-target", _scaled("squared_error", None, 1.0, np.ones(4)), [(4,)], "real"),
+    ],
+    "bce_with_logits": [
+        ("plain", _scaled("bce_with_logits", None, 0.25), [(3, 2), (3, 2)], "real"),
+        ("weighted", _scaled("bce_with_logits", [0.5, 1.0, 2.0], 0.1,
+                             [[0.0, 1.0, 1.0, 0.0]] * 3), [(3, 4)], "real"),
     ],
 }
 # Added to test_ops' own cases for these primitives.
