@@ -597,3 +597,53 @@ def test_fused_bce_with_logits_matches_the_functional_loss(dtype):
     # the gradient is c_i (sigmoid(x) - t) scale, exactly 0 and +-scale c_i where saturated
     assert x.grad[0, 0] == pytest.approx(0.2 * (1 - t[0, 0])) and x.grad[0, 1] == \
         pytest.approx(-0.2 * t[0, 1])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mse_loss_fused_path_gives_the_chains_numbers(reduction, dtype):
+    # F.mse_loss's mean/sum run as one squared_error node (+ a division for the mean): the
+    # same bits as sub, mul and mean/sum, value and gradient, also for a target that needs one
+    rng = np.random.default_rng(4)
+    h0 = rng.standard_normal((9, 3)).astype(dtype)
+    y0 = rng.standard_normal((9, 3)).astype(dtype)
+    h, y = cr.tensor(h0, requires_grad=True), cr.tensor(y0, requires_grad=True)
+    got = F.mse_loss(h, y, reduction=reduction)
+    assert "squared_error" in _node_names(got)
+    got.backward()
+    h2, y2 = cr.tensor(h0, requires_grad=True), cr.tensor(y0, requires_grad=True)
+    d = h2 - y2
+    want = (d * d).mean() if reduction == "mean" else (d * d).sum()
+    want.backward()
+    assert got.item() == want.item()
+    np.testing.assert_array_equal(h.grad, h2.grad)
+    np.testing.assert_array_equal(y.grad, y2.grad)
+
+
+def test_bce_with_logits_fused_path_matches_the_chain():
+    rng = np.random.default_rng(5)
+    x0 = rng.standard_normal((6, 4)) * 5
+    y0 = rng.uniform(0, 1, (6, 4))
+    for reduction in ("mean", "sum"):
+        x = cr.tensor(x0, requires_grad=True)
+        got = F.binary_cross_entropy_with_logits(x, y0, reduction=reduction)
+        assert "bce_with_logits" in _node_names(got)
+        got.backward()
+        x2 = cr.tensor(x0, requires_grad=True)
+        per = F.binary_cross_entropy_with_logits(x2, y0, reduction="none")
+        want = per.mean() if reduction == "mean" else per.sum()
+        want.backward()
+        assert got.item() == pytest.approx(want.item(), rel=1e-14)
+        np.testing.assert_allclose(x.grad, x2.grad, rtol=1e-13, atol=1e-16)
+
+
+def _node_names(out):
+    names, stack, seen = set(), [out.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or isinstance(node, cr.Tensor) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.add(node.prim.name)
+        stack.extend(node.parents)
+    return names
