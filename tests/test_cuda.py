@@ -221,8 +221,9 @@ def _ce(labels, coef, reduction):
 
 
 def _scaled(name, coef, scale, target=None):
-    """A case of the fused ``squared_error`` / ``bce_with_logits`` nodes with the row weights
-    ``coef`` (and a constant ``target``, else the second leaf) as arrays on the input's device."""
+    """A case of a fused scaled loss node (``squared_error``, ``bce_with_logits``, ``hinge``,
+    ``poisson_nll``) with the row weights ``coef`` (and a constant ``target``, else the second
+    leaf) as arrays on the input's device."""
     from chainrule.ops import loss
 
     node = getattr(loss, name)
@@ -267,6 +268,16 @@ DEVICE_OTHER_CASES = {
         ("plain", _scaled("bce_with_logits", None, 0.25), [(3, 2), (3, 2)], "real"),
         ("weighted", _scaled("bce_with_logits", [0.5, 1.0, 2.0], 0.1,
                              [[0.0, 1.0, 1.0, 0.0]] * 3), [(3, 4)], "real"),
+    ],
+    "hinge": [
+        ("plain", _scaled("hinge", None, 0.25), [(3, 2), (3, 2)], "real"),
+        ("weighted", _scaled("hinge", [0.5, 1.0, 2.0], 0.1, [[1.0, -1.0, 1.0, -1.0]] * 3),
+         [(3, 4)], "real"),
+    ],
+    "poisson_nll": [
+        ("plain", _scaled("poisson_nll", None, 0.25), [(3, 2), (3, 2)], "real"),
+        ("weighted", _scaled("poisson_nll", [0.5, 1.0, 2.0], 0.1, [[0.0, 1.0, 3.0, 2.0]] * 3),
+         [(3, 4)], "real"),
     ],
 }
 # Added to test_ops' own cases for these primitives.

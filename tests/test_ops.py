@@ -348,6 +348,17 @@ OTHER_CASES: dict[str, list[Any]] = {
                                                np.array([0.5, 1.0, 2.0]), 0.1),
              (3, 4), id="weighted"),
     ],
+    "hinge": [
+        case(lambda x, t: _loss().hinge(x, t, None, 0.25), (3, 2), (3, 2), id="plain"),
+        case(lambda x: _loss().hinge(x * 0.3, np.array([[1.0, -1.0, 1.0, -1.0]] * 3),
+                                     np.array([0.5, 1.0, 2.0]), 0.1), (3, 4), id="weighted"),
+    ],
+    "poisson_nll": [
+        case(lambda x, t: _loss().poisson_nll(x, t, None, 0.25), (3, 2), (3, 2), id="plain"),
+        case(lambda x: _loss().poisson_nll(x, np.array([[0.0, 1.0, 3.0, 2.0]] * 3),
+                                           np.array([0.5, 1.0, 2.0]), 0.1), (3, 4),
+             id="weighted"),
+    ],
     "binary_cross_entropy": [
         case(lambda p, y: _loss().binary_cross_entropy(p.sigmoid(), y.sigmoid()), (3, 4), (3, 4),
              id="both"),

@@ -128,6 +128,19 @@ def _row_losses(xp: Any, x: Any, m: Any, flat: Any) -> tuple[Any, Any, Any]:
     return loss, e, s.reshape(-1, 1)
 
 
+def _row_weighted_total(xp: Any, loss: Any, coef: Any) -> Any:
+    """sum_i c_i sum_j loss_ij (``loss`` is this forward's own array, weighted in place)."""
+    if coef is not None:
+        loss *= coef.reshape((-1,) + (1,) * (loss.ndim - 1))
+    return np.add.reduce(loss.reshape(-1)) if xp is np else loss.sum()
+
+
+def _row_scale(g: Any, coef: Any, scale: float, ndim: int) -> Any:
+    """g scale, times each row's weight c_i when there are weights (broadcasting over rows)."""
+    s = g[()] * scale
+    return s if coef is None else s * coef.reshape((-1,) + (1,) * (ndim - 1))
+
+
 @primitive("squared_error", kind="other", saves="the differences x - t and the row weights")
 class SquaredError:
     """scale * sum_i c_i sum_j (x_ij - t_ij)^2, a scalar, for x and t of one shape (N, ...) and
@@ -141,10 +154,7 @@ class SquaredError:
     def forward(ctx, x, t, coef, scale):
         xp = get_xp(x)
         e = x - t
-        sq = e * e
-        if coef is not None:
-            sq *= coef.reshape((-1,) + (1,) * (x.ndim - 1))
-        total = np.add.reduce(sq.reshape(-1)) if xp is np else sq.sum()
+        total = _row_weighted_total(xp, e * e, coef)
         if ctx is not None:
             ctx.saved = (e, coef, scale)
         return xp.asarray(total * scale, dtype=x.dtype)
@@ -152,9 +162,7 @@ class SquaredError:
     def vjp(ctx, g):
         e, coef, scale = ctx.saved
         xp = get_xp(g)
-        s = g[()] * (2 * scale)
-        if coef is not None:
-            s = s * coef.reshape((-1,) + (1,) * (e.ndim - 1))
+        s = _row_scale(g, coef, 2 * scale, e.ndim)
         # e is this node's own array: on its last use it becomes dx in place
         dx = xp.multiply(e, s, out=e) if ctx.final else e * s
         needs = ctx.needs
@@ -180,9 +188,7 @@ class BCEWithLogits:
         loss = xp.log1p(e)
         loss += xp.maximum(x, 0)
         loss -= x * t
-        if coef is not None:
-            loss *= coef.reshape((-1,) + (1,) * (x.ndim - 1))
-        total = np.add.reduce(loss.reshape(-1)) if xp is np else loss.sum()
+        total = _row_weighted_total(xp, loss, coef)
         if ctx is not None:
             p = xp.where(x >= 0, 1.0, e)  # sigmoid(x) from e, as the sigmoid primitive
             e += 1
@@ -192,13 +198,73 @@ class BCEWithLogits:
 
     def vjp(ctx, g):
         p, t, coef, scale, x = ctx.saved
-        s = g[()] * scale
-        if coef is not None:
-            s = s * coef.reshape((-1,) + (1,) * (p.ndim - 1))
+        s = _row_scale(g, coef, scale, p.ndim)
         needs = ctx.needs
         dt = -(x * s) if needs[1] else None
         # p is this node's own array: on its last use it becomes dx in place
         dx = get_xp(p).subtract(p, t, out=p) if ctx.final else p - t
+        dx *= s
+        return (dx if needs[0] else None, dt)
+
+
+@primitive("hinge", kind="other", saves="the targets, the active-margin mask and the row weights "
+                                       "(and x when t needs a gradient)")
+class Hinge:
+    """scale * sum_i c_i sum_j max(0, 1 - t_ij x_ij), a scalar, for x and t (labels in {-1, +1})
+    of one shape (N, ...) and row weights c (N,) (None for all ones);
+    dx = -scale g c_i t_ij [1 - t_ij x_ij > 0],  dt = -scale g c_i x_ij [1 - t_ij x_ij > 0]
+    (the subgradient 0 at the kink, as relu's)."""
+
+    def forward(ctx, x, t, coef, scale):
+        xp = get_xp(x)
+        margin = x * t
+        xp.subtract(1, margin, out=margin)
+        active = margin > 0
+        xp.maximum(margin, 0, out=margin)
+        total = _row_weighted_total(xp, margin, coef)
+        if ctx is not None:
+            ctx.saved = (t, active, coef, scale, x if ctx.needs[1] else None)
+        return xp.asarray(total * scale, dtype=x.dtype)
+
+    def vjp(ctx, g):
+        t, active, coef, scale, x = ctx.saved
+        s = _row_scale(g, coef, -scale, active.ndim)
+        needs = ctx.needs
+        dx = t * s if needs[0] else None
+        if dx is not None:
+            dx *= active
+        dt = None
+        if needs[1]:
+            dt = x * s
+            dt *= active
+        return (dx, dt)
+
+
+@primitive("poisson_nll", kind="other", saves="exp(x), the targets and the row weights (and x "
+                                             "when t needs a gradient)")
+class PoissonNLL:
+    """scale * sum_i c_i sum_j [exp(x_ij) - t_ij x_ij], a scalar: the Poisson negative
+    log-likelihood of counts t under the mean exp(x), without its constant log(t!) (PyTorch's
+    ``poisson_nll_loss`` with ``log_input=True``), for x and t of one shape (N, ...) and row
+    weights c (N,) (None for all ones);  dx = scale g c_i (exp(x_ij) - t_ij),
+    dt = -scale g c_i x_ij."""
+
+    def forward(ctx, x, t, coef, scale):
+        xp = get_xp(x)
+        mu = xp.exp(x)
+        loss = mu - x * t
+        total = _row_weighted_total(xp, loss, coef)
+        if ctx is not None:
+            ctx.saved = (mu, t, coef, scale, x if ctx.needs[1] else None)
+        return xp.asarray(total * scale, dtype=x.dtype)
+
+    def vjp(ctx, g):
+        mu, t, coef, scale, x = ctx.saved
+        s = _row_scale(g, coef, scale, mu.ndim)
+        needs = ctx.needs
+        dt = -(x * s) if needs[1] else None
+        # mu is this node's own array: on its last use it becomes dx in place
+        dx = get_xp(mu).subtract(mu, t, out=mu) if ctx.final else mu - t
         dx *= s
         return (dx if needs[0] else None, dt)
 
@@ -264,6 +330,18 @@ def bce_with_logits(x: Tensor, t: Any, coef: Any, scale: float) -> Tensor:
         scale: the factor in front (1 / sum_i c_i for the classifier's weighted mean).
     """
     return apply(BCEWithLogits, (x, t), coef, scale)
+
+
+def hinge(x: Tensor, t: Any, coef: Any, scale: float) -> Tensor:
+    """The fused ``hinge`` node: scale * sum_i c_i sum_j max(0, 1 - t_ij x_ij) (no validation;
+    arguments as for :func:`squared_error`, t in {-1, +1})."""
+    return apply(Hinge, (x, t), coef, scale)
+
+
+def poisson_nll(x: Tensor, t: Any, coef: Any, scale: float) -> Tensor:
+    """The fused ``poisson_nll`` node: scale * sum_i c_i sum_j [exp(x_ij) - t_ij x_ij] for
+    log-means x and counts t (no validation; arguments as for :func:`squared_error`)."""
+    return apply(PoissonNLL, (x, t), coef, scale)
 
 
 def binary_cross_entropy(p: Tensor, y: Tensor) -> Tensor:

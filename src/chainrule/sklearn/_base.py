@@ -309,7 +309,7 @@ class BaseMLP(BaseEstimator):
         Tensor = cr.Tensor
         dtype = weights.data.dtype
         direct = None
-        if const is None and getattr(X, "dtype", None) == dtype:
+        if getattr(X, "dtype", None) == dtype:
             direct = direct_step(net, self._head, device, segments, dtype)
         views = flat.grad_views(direct.params) if direct is not None else None
 
@@ -332,8 +332,8 @@ class BaseMLP(BaseEstimator):
                 d = net(x) if layers is None else checkpoint_sequential(layers, segments, x)
                 loss = head_loss(d, T[idx], wb)
                 value = loss.data.item()
-                if const is not None:
-                    value += float(np.average(const[idx], weights=wb))
+            if const is not None:  # (the loss's constant part, outside the graph)
+                value += float(np.average(const[idx], weights=wb))
             decay = 0.0
             if penalty:
                 w = weights.data

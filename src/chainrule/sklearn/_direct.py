@@ -2,9 +2,9 @@
 
 A training step of ``MLPClassifier`` with the default ``log_loss`` on more than two classes
 records two graph nodes, the fused network ``mlp`` and the fused ``cross_entropy``, and
-backward walks them in reverse; so does a step of ``MLPRegressor`` (``squared_error``), of the
-classifier's ``loss="squared_error"`` (the lecture's signed square loss), both with the fused
-``squared_error`` node, and of a binary or multilabel classifier (``bce_with_logits``). When nothing else can be in the graph -- a network that the ``mlp``
+backward walks them in reverse; so does a step with any other loss of the estimators, each one
+fused node too (``squared_error`` for the regressor and the lecture's signed square loss,
+``bce_with_logits`` for binary and multilabel ``log_loss``, ``hinge``, ``poisson_nll``). When nothing else can be in the graph -- a network that the ``mlp``
 node covers (no dropout, no checkpointing), on the CPU -- the step may as well call the two
 primitives itself:
 
@@ -13,8 +13,9 @@ primitives itself:
     ds = cross_entropy.vjp(1)                           (c_i (softmax(s_i) - onehot(y_i)) / sum c)
     dW_1, db_1, ..., dW_L, db_L = mlp.vjp(ds)           (the lecture's delta recursion)
 
-(for a square loss, e = squared_error.forward(s, t, c, a_K / sum c) and ds = 2 a_K c_i (s_i -
-t_i) / sum c; for the sigmoid cross-entropy, ds = c_i (sigmoid(s_i) - t_i) / sum c).
+(for the other losses, e = node.forward(s, t, c, a_K / sum c): for a square loss
+ds = 2 a_K c_i (s_i - t_i) / sum c, for the sigmoid cross-entropy c_i (sigmoid(s_i) - t_i) /
+sum c).
 
 These are the functions the graph would run, on the same arrays, in the same order, seeded with
 the same 1 that ``backward`` seeds a scalar with, so the fit is bit-identical to the graph's
@@ -27,7 +28,7 @@ On the digits benchmark (64-100-10, batches of 200, Adam, one BLAS thread) this 
 from about 2.24 to 2.08 million instructions (callgrind), and the float32 fit went from 2.41x to
 2.80x the speed of scikit-learn's default (float64) fit (``benchmarks/sklearn_digits.py``).
 
-Everything else (the other losses, dropout, ``checkpoint_segments``, a GPU) takes the graph.
+Everything else (dropout, ``checkpoint_segments``, a GPU, a frozen layer) takes the graph.
 """
 
 from __future__ import annotations
@@ -106,14 +107,13 @@ class DirectStep:
 def direct_step(net: Any, head: Any, device: str, checkpoint_segments: Any,
                 dtype: Any) -> DirectStep | None:
     """The graph-free step for this fit, or None where the fit must take the graph: a loss
-    other than softmax cross-entropy, the binary/multilabel sigmoid cross-entropy or a square
-    loss (the regressor's, the lecture's signed one), checkpointing, a device other than the CPU, a network the fused ``mlp`` node does not
+    that is not one fused node (every head's is: softmax cross-entropy, or a ``ScaledLoss``),
+    checkpointing, a device other than the CPU, a network the fused ``mlp`` node does not
     cover, active dropout, or a frozen parameter (``requires_grad`` False, which the user may
     set on ``network_`` between warm fits)."""
-    from ._heads import HalfSquaredError, SigmoidCrossEntropy, SignedSquare, SoftmaxCrossEntropy
+    from ._heads import ScaledLoss, SoftmaxCrossEntropy
 
-    if (type(head) not in (SoftmaxCrossEntropy, SigmoidCrossEntropy, HalfSquaredError,
-                           SignedSquare)
+    if (not (type(head) is SoftmaxCrossEntropy or isinstance(head, ScaledLoss))
             or device != "cpu" or checkpoint_segments is not None):
         return None
     plan = net._fused_plan()

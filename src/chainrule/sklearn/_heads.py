@@ -20,17 +20,9 @@ from scipy.special import expit, xlogy
 
 import chainrule as cr
 from chainrule.ops.loss import (
-    BCEWithLogits, SquaredError, bce_with_logits, softmax_cross_entropy, squared_error,
+    BCEWithLogits, Hinge as HingeNode, PoissonNLL, SquaredError, bce_with_logits, hinge,
+    poisson_nll, softmax_cross_entropy, squared_error,
 )
-
-
-def _weights(n: int, weight: Any, scale: float, like: cr.Tensor) -> Any:
-    """The factor each sample's loss is multiplied by: ``scale / n`` (a Python number) without
-    weights, else the column ``scale * w / sum(w)`` as a tensor of shape (n, 1)."""
-    if weight is None:
-        return scale / n
-    col = (weight * (scale / float(weight.sum()))).reshape(-1, 1)
-    return cr.Tensor(_cast(col, like))
 
 
 def _cast(a: np.ndarray, like: cr.Tensor) -> Any:
@@ -39,12 +31,6 @@ def _cast(a: np.ndarray, like: cr.Tensor) -> Any:
     if type(like.data) is np.ndarray:
         return a.astype(like.dtype)
     return cr.tensor(a, dtype=like.dtype, device=like.device).data
-
-
-def _weighted_sum(elementwise: cr.Tensor, factor: Any) -> cr.Tensor:
-    if isinstance(factor, float):
-        return elementwise.sum() * factor
-    return (elementwise * factor).sum()
 
 
 class Head:
@@ -154,11 +140,10 @@ class SignedSquare(SquareLoss):
 
 class Hinge(SignedSquare):
     """Hinge loss for classification: y in {-1, +1} per output, l_i = sum_k max(0, 1 - y_ik d_ik)
-    (one-vs-rest for several classes)."""
+    (one-vs-rest for several classes; one ``hinge`` node)."""
 
-    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
-        margin = cr.relu(1.0 - d * cr.Tensor(target))
-        return _weighted_sum(margin, _weights(d.shape[0], weight, 1.0, d))
+    node = staticmethod(hinge)
+    primitive = HingeNode
 
 
 class HalfSquaredError(SquareLoss):
@@ -169,15 +154,14 @@ class HalfSquaredError(SquareLoss):
         return 0.5 / k
 
 
-class HalfPoisson(Head):
+class HalfPoisson(ScaledLoss):
     """Regression ``poisson`` (half the Poisson deviance, scikit-learn's): the mean is
-    mu = exp(d) and l_i = sum_k [y log(y / mu) - y + mu] = sum_k [exp(d) - y d] + const."""
+    mu = exp(d) and l_i = sum_k [y log(y / mu) - y + mu] = sum_k [exp(d) - y d] + const (one
+    ``poisson_nll`` node; the constant is added to the reported loss only)."""
 
     out_activation = "exp"
-
-    def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
-        per = cr.exp(d) - d * cr.Tensor(target)
-        return _weighted_sum(per, _weights(d.shape[0], weight, 1.0, d))
+    node = staticmethod(poisson_nll)
+    primitive = PoissonNLL
 
     def row_constant(self, target: np.ndarray) -> np.ndarray:
         return (xlogy(target, target) - target).sum(axis=1)
