@@ -20,8 +20,17 @@ from scipy.special import expit, xlogy
 
 import chainrule as cr
 from chainrule.ops.loss import (
-    BCEWithLogits, Hinge as HingeNode, PoissonNLL, SquaredError, bce_with_logits, hinge,
-    poisson_nll, softmax_cross_entropy, squared_error,
+    BCEWithLogits,
+    PoissonNLL,
+    SquaredError,
+    bce_with_logits,
+    hinge,
+    poisson_nll,
+    softmax_cross_entropy,
+    squared_error,
+)
+from chainrule.ops.loss import (
+    Hinge as HingeNode,
 )
 
 
