@@ -41,3 +41,17 @@ def test_digits_softmax_cross_entropy_reaches_97_percent():
         sys.path.pop(0)
     accuracy = quickstart.main()
     assert accuracy >= 0.97
+
+
+def test_the_scikit_learn_example_runs_and_learns():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    try:
+        import sklearn_estimators
+    finally:
+        sys.path.pop(0)
+    results = sklearn_estimators.main()
+    assert results["digits_accuracy"] > 0.95 and results["binary_accuracy"] > 0.93
+    assert results["diabetes_r2"] > 0.25  # (a linear model: about 0.36 on this split)
