@@ -63,8 +63,8 @@ def main(seed: int = 0) -> dict[str, float]:
     Xr_tr, Xr_te, yr_tr, yr_te = train_test_split(Xr, yr, test_size=0.25, random_state=0)
     scale = StandardScaler().fit(Xr_tr)
     mean, std = yr_tr.mean(), yr_tr.std()
-    settings = dict(hidden_layer_sizes=(64,), max_iter=300, random_state=seed,
-                    early_stopping=True, n_iter_no_change=20)
+    settings = {"hidden_layer_sizes": (64,), "max_iter": 300, "random_state": seed,
+                "early_stopping": True, "n_iter_no_change": 20}
     ours, t_ours = _timed(MLPRegressor(dtype="float32", **settings), scale.transform(Xr_tr),
                           (yr_tr - mean) / std)
     theirs, t_theirs = _timed(SkMLPRegressor(**settings), scale.transform(Xr_tr),
