@@ -4,9 +4,9 @@ A training step of ``MLPClassifier`` with the default ``log_loss`` on more than 
 records two graph nodes, the fused network ``mlp`` and the fused ``cross_entropy``, and
 backward walks them in reverse; so does a step with any other loss of the estimators, each one
 fused node too (``squared_error`` for the regressor and the lecture's signed square loss,
-``bce_with_logits`` for binary and multilabel ``log_loss``, ``hinge``, ``poisson_nll``). When nothing else can be in the graph -- a network that the ``mlp``
-node covers (no dropout, no checkpointing), on the CPU -- the step may as well call the two
-primitives itself:
+``bce_with_logits`` for binary and multilabel ``log_loss``, ``hinge``, ``poisson_nll``). When
+nothing else can be in the graph -- a network that the ``mlp`` node covers (no dropout, no
+checkpointing), on the CPU -- the step may as well call the two primitives itself:
 
     s = mlp.forward(x; W_1, b_1, ..., W_L, b_L)          (the decision values, (B, K))
     e = cross_entropy.forward(s, y, c)                  (the weighted mean loss, a scalar)
@@ -58,7 +58,7 @@ class DirectStep:
     """``step(x, target, weight) -> (loss, grads)`` for the network ``net`` (an ``nn.MLP`` whose
     fused plan is ``plan``) and the loss of ``head``: ``x`` of shape (B, d_0) in the parameters'
     dtype; ``target`` as the head encodes it (int64 labels (B,) for softmax cross-entropy, the
-    targets (B, K) in that dtype for a square loss); ``weight`` None or the rows' float64
+    targets (B, K) in that dtype for the other losses); ``weight`` None or the rows' float64
     weights (B,). Returns the loss as a 0-d array and the gradients of ``params`` (W_1, b_1,
     ..., W_L, b_L): this step's own arrays, which the caller copies where the optimizer reads
     them."""
