@@ -189,8 +189,9 @@ class MLP(Sequential):
     tanh, sigmoid or leaky ReLU (slope >= 0) activations; dropout only in evaluation mode or
     with p = 0), the forward records one fused ``mlp`` node (``chainrule.ops.mlp``) instead of
     2L nodes, with the same numbers bit for bit; anything else (ELU, GELU, a negative leaky
-    slope, active dropout, appended modules) runs the modules one by one. The parameters are views of one contiguous array, which lets the
-    optimizers update a small network in a few array operations (``chainrule.optim._flat``).
+    slope, active dropout, appended modules) runs the modules one by one. The parameters are
+    views of one contiguous array, which lets the optimizers update a small network in a few
+    array operations (``chainrule.optim._flat``).
     """
 
     def __init__(self, sizes: Sequence[int], activation: Any = "tanh",
