@@ -259,3 +259,15 @@ def test_frozen_layers_save_no_more_than_the_chain(trainable):
             assert a is None and b is None
         else:
             np.testing.assert_array_equal(a, b)
+
+
+def test_an_older_two_part_plan_cache_is_made_again():
+    # a network pickled before the plan cache also held the leaky slopes carries (mods, plan)
+    model = cr.nn.MLP([3, 4, 2], "leaky_relu", dtype="float64")
+    x = cr.tensor(np.linspace(-1, 1, 6).reshape(2, 3))
+    want = model(x).numpy()
+    mods = tuple(model._modules.values())
+    model.__dict__["_plan"] = (mods, model._fused_plan())  # the old layout
+    model[1].negative_slope = 0.5
+    np.testing.assert_array_equal(model(x).numpy(), Sequential.forward(model, x).numpy())
+    assert not np.array_equal(model(x).numpy(), want)
