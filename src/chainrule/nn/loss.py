@@ -15,8 +15,7 @@ import numpy as np
 
 import chainrule as cr
 from chainrule.errors import DTypeError, InvalidValueError, ShapeError
-from chainrule.ops.loss import REDUCTIONS, softmax_cross_entropy
-from chainrule.ops import loss as _fused
+from chainrule.ops.loss import REDUCTIONS, bce_with_logits, softmax_cross_entropy, squared_error
 from chainrule.ops.loss import binary_cross_entropy as _bce_node
 from chainrule.ops.special import softplus as _softplus
 
@@ -182,7 +181,7 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> cr.Tensor:
     if reduction != "none" and x.size:
         # one fused node for sum (e - t)^2 (``ops.loss.squared_error``), then / size for the
         # mean: the same numbers, value and gradient, as the chain sub, mul, sum/mean
-        total = _fused.squared_error(x, y, None, 1.0)
+        total = squared_error(x, y, None, 1.0)
         return total if reduction == "sum" else total / x.size
     d = x - y
     return _reduce(d * d, reduction)
@@ -397,7 +396,7 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
     y = _target_like(op, target, x)
     if reduction != "none" and weight is None and pos_weight is None and x.size:
         # one fused node (``ops.loss.bce_with_logits``), then / size for the mean
-        total = _fused.bce_with_logits(x, y, None, 1.0)
+        total = bce_with_logits(x, y, None, 1.0)
         return total if reduction == "sum" else total / x.size
     pos = _softplus(-x)  # -log sigmoid(x)
     if pos_weight is not None:

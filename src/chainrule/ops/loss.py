@@ -141,6 +141,19 @@ def _row_scale(g: Any, coef: Any, scale: float, ndim: int) -> Any:
     return s if coef is None else s * coef.reshape((-1,) + (1,) * (ndim - 1))
 
 
+def _f_minus_tx_vjp(ctx: Any, g: Any) -> tuple[Any, Any]:
+    """The VJP of scale * sum_i c_i sum_j [f(x_ij) - t_ij x_ij] from the saved
+    (f'(x), t, c, scale, x or None): dx = scale g c_i (f'(x_ij) - t_ij), dt = -scale g c_i x_ij.
+    f'(x) is the forward's own array: on the VJP's last use it becomes dx in place."""
+    fprime, t, coef, scale, x = ctx.saved
+    s = _row_scale(g, coef, scale, fprime.ndim)
+    needs = ctx.needs
+    dt = -(x * s) if needs[1] else None
+    dx = get_xp(fprime).subtract(fprime, t, out=fprime) if ctx.final else fprime - t
+    dx *= s
+    return (dx if needs[0] else None, dt)
+
+
 @primitive("squared_error", kind="other", saves="the differences x - t and the row weights")
 class SquaredError:
     """scale * sum_i c_i sum_j (x_ij - t_ij)^2, a scalar, for x and t of one shape (N, ...) and
@@ -197,14 +210,7 @@ class BCEWithLogits:
         return xp.asarray(total * scale, dtype=x.dtype)
 
     def vjp(ctx, g):
-        p, t, coef, scale, x = ctx.saved
-        s = _row_scale(g, coef, scale, p.ndim)
-        needs = ctx.needs
-        dt = -(x * s) if needs[1] else None
-        # p is this node's own array: on its last use it becomes dx in place
-        dx = get_xp(p).subtract(p, t, out=p) if ctx.final else p - t
-        dx *= s
-        return (dx if needs[0] else None, dt)
+        return _f_minus_tx_vjp(ctx, g)  # f = softplus, f' = sigmoid
 
 
 @primitive("hinge", kind="other", saves="the targets, the active-margin mask and the row weights "
@@ -259,14 +265,7 @@ class PoissonNLL:
         return xp.asarray(total * scale, dtype=x.dtype)
 
     def vjp(ctx, g):
-        mu, t, coef, scale, x = ctx.saved
-        s = _row_scale(g, coef, scale, mu.ndim)
-        needs = ctx.needs
-        dt = -(x * s) if needs[1] else None
-        # mu is this node's own array: on its last use it becomes dx in place
-        dx = get_xp(mu).subtract(mu, t, out=mu) if ctx.final else mu - t
-        dx *= s
-        return (dx if needs[0] else None, dt)
+        return _f_minus_tx_vjp(ctx, g)  # f = f' = exp
 
 
 @primitive("binary_cross_entropy", kind="other",

@@ -87,19 +87,15 @@ class DirectStep:
         s = FusedMLP.forward(net_ctx, x, *self.datas, self.acts, self.has_bias)
         coef = None if weight is None else weight.astype(s.dtype)  # (as the head casts it)
         if self.cross_entropy:
-            loss_ctx = _Context((True,))
-            loss = CrossEntropy.forward(loss_ctx, s, target, coef, "mean")
-            seed = np.empty((), dtype=loss.dtype)
-            seed.fill(1)  # backward's seed for a scalar
-            (ds,) = CrossEntropy.vjp(loss_ctx, seed)
+            prim, loss_ctx = CrossEntropy, _Context((True,))
+            loss = prim.forward(loss_ctx, s, target, coef, "mean")
         else:
-            prim = self.loss
-            loss_ctx = _Context((True, False))  # (the targets are a constant)
+            prim, loss_ctx = self.loss, _Context((True, False))  # (the targets: a constant)
             n, k = s.shape
             loss = prim.forward(loss_ctx, s, target, coef, self.scale(n, k, weight))
-            seed = np.empty((), dtype=loss.dtype)
-            seed.fill(1)
-            ds = prim.vjp(loss_ctx, seed)[0]
+        seed = np.empty((), dtype=loss.dtype)
+        seed.fill(1)  # backward's seed for a scalar
+        ds = prim.vjp(loss_ctx, seed)[0]
         grads = FusedMLP.vjp(net_ctx, ds)
         return loss, grads[1:]
 

@@ -19,19 +19,9 @@ import numpy as np
 from scipy.special import expit, xlogy
 
 import chainrule as cr
-from chainrule.ops.loss import (
-    BCEWithLogits,
-    PoissonNLL,
-    SquaredError,
-    bce_with_logits,
-    hinge,
-    poisson_nll,
-    softmax_cross_entropy,
-    squared_error,
-)
-from chainrule.ops.loss import (
-    Hinge as HingeNode,
-)
+from chainrule.autograd import apply
+from chainrule.ops.loss import BCEWithLogits, PoissonNLL, SquaredError, softmax_cross_entropy
+from chainrule.ops.loss import Hinge as HingeNode
 
 
 def _cast(a: np.ndarray, like: cr.Tensor) -> Any:
@@ -98,8 +88,7 @@ class ScaledLoss(Head):
     sum_i w_i l_i / sum_i w_i with l_i = a_K sum_k f(d_ik, y_ik), i.e. the node's
     scale * sum_i c_i sum_k f(d_ik, y_ik) with scale = a_K / sum_i w_i."""
 
-    node: Any = None  # the function that records the node (``chainrule.ops.loss``)
-    primitive: Any = None  # its primitive, whose forward and VJP ``_direct`` calls
+    primitive: Any = None  # the node's primitive (its forward and VJP are what ``_direct`` calls)
 
     def row_factor(self, k: int) -> float:
         """a_K for K outputs."""
@@ -113,7 +102,7 @@ class ScaledLoss(Head):
     def loss(self, d: cr.Tensor, target: Any, weight: Any) -> cr.Tensor:
         n, k = d.shape
         coef = None if weight is None else _cast(weight, d)
-        return self.node(d, target, coef, self.scale(n, k, weight))
+        return apply(self.primitive, (d, target), coef, self.scale(n, k, weight))
 
 
 class SigmoidCrossEntropy(ScaledLoss):
@@ -122,7 +111,6 @@ class SigmoidCrossEntropy(ScaledLoss):
 
     out_activation = "logistic"
     probabilistic = True
-    node = staticmethod(bce_with_logits)
     primitive = BCEWithLogits
 
     def link(self, d: np.ndarray) -> np.ndarray:
@@ -132,7 +120,6 @@ class SigmoidCrossEntropy(ScaledLoss):
 class SquareLoss(ScaledLoss):
     """A square loss, l_i = a_K sum_k (d_ik - y_ik)^2 (one ``squared_error`` node)."""
 
-    node = staticmethod(squared_error)
     primitive = SquaredError
 
     def __init__(self, out_activation: str) -> None:
@@ -151,7 +138,6 @@ class Hinge(SignedSquare):
     """Hinge loss for classification: y in {-1, +1} per output, l_i = sum_k max(0, 1 - y_ik d_ik)
     (one-vs-rest for several classes; one ``hinge`` node)."""
 
-    node = staticmethod(hinge)
     primitive = HingeNode
 
 
@@ -169,7 +155,6 @@ class HalfPoisson(ScaledLoss):
     ``poisson_nll`` node; the constant is added to the reported loss only)."""
 
     out_activation = "exp"
-    node = staticmethod(poisson_nll)
     primitive = PoissonNLL
 
     def row_constant(self, target: np.ndarray) -> np.ndarray:
