@@ -30,28 +30,25 @@ def test_xor_learned_by_2_4_1_tanh_mlp_with_sgd_and_square_loss(seed):
     assert loss.item() < 0.05
 
 
-def test_digits_softmax_cross_entropy_reaches_97_percent():
+def _example(name):
+    """The module examples/<name>.py, imported."""
+    import importlib
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     try:
-        import quickstart
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    accuracy = quickstart.main()
+
+
+def test_digits_softmax_cross_entropy_reaches_97_percent():
+    accuracy = _example("quickstart").main()
     assert accuracy >= 0.97
 
 
 def test_the_scikit_learn_example_runs_and_learns():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-    try:
-        import sklearn_estimators
-    finally:
-        sys.path.pop(0)
-    results = sklearn_estimators.main()
+    results = _example("sklearn_estimators").main()
     assert results["digits_accuracy"] > 0.95 and results["binary_accuracy"] > 0.93
     assert results["diabetes_r2"] > 0.25  # (a linear model: about 0.36 on this split)
