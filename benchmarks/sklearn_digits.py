@@ -211,26 +211,23 @@ def markdown(result: dict[str, Any],
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
-    parser.add_argument("--reps", type=int, default=3, help="timed fits per seed (default 3)")
-    parser.add_argument("--blas-threads", type=int, default=None,
-                        help="cap the BLAS threads of both estimators (threadpoolctl)")
-    parser.add_argument("--quick", action="store_true", help="seed 0, one repetition")
-    parser.add_argument("--binary", action="store_true",
-                        help="the binary task digit >= 5 (one logistic output) instead of the "
-                             "10 classes; without the hand-written NumPy row, which is softmax")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON path (default results/sklearn_digits.json, or "
-                             "results/sklearn_digits_binary.json with --binary)")
-    args = parser.parse_args(argv)
-    if args.out is None:
-        args.out = RESULTS / ("sklearn_digits_binary.json" if args.binary
-                              else "sklearn_digits.json")
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options these benchmarks share: --seeds, --reps, --blas-threads, --quick, --out."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    p.add_argument("--reps", type=int, default=3, help="timed fits per seed (default 3)")
+    p.add_argument("--blas-threads", type=int, default=None,
+                   help="cap the BLAS threads of both estimators (threadpoolctl)")
+    p.add_argument("--quick", action="store_true", help="seed 0, one repetition")
+    p.add_argument("--out", type=Path, default=None, help="JSON path (the .md goes next to it)")
+    return p
+
+
+def measure(args: argparse.Namespace, body: Any) -> dict[str, Any]:
+    """``body(seeds, reps)`` (a dict of results) under the BLAS thread cap of ``args``, with
+    the seeds, repetitions and environment added."""
     seeds = [0] if args.quick else list(range(args.seeds))
     reps = 1 if args.quick else args.reps
-
     limit: Any = contextlib.nullcontext()
     if args.blas_threads is not None:
         import threadpoolctl
@@ -238,22 +235,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         limit = threadpoolctl.threadpool_limits(limits=args.blas_threads, user_api="blas")
     with limit:
         env = environment(args.blas_threads)
-        if args.binary:
-            X_train, X_test, y_train, y_test = data()
-            split = (X_train, X_test, (y_train >= 5).astype(int), (y_test >= 5).astype(int))
-            makers = {k: v for k, v in estimators().items() if not k.startswith("numpy")}
-            result = {"schema": SCHEMA, "task": "binary: digit >= 5", "seeds": seeds,
-                      "reps": reps, **run(seeds, reps, split, makers)}
-        else:
-            result = {"schema": SCHEMA, "task": "10 classes", "seeds": seeds, "reps": reps,
-                      **run(seeds, reps)}
+        result = {"seeds": seeds, "reps": reps, **body(seeds, reps)}
     result["environment"] = env
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result, "chainrule.sklearn vs scikit-learn MLPClassifier on digits"
-                    + (", binary (digit >= 5)" if args.binary else ""))
-    args.out.with_suffix(".md").write_text(text)
+    return result
+
+
+def save(result: dict[str, Any], out: Path, text: str) -> None:
+    """Write ``result`` as JSON to ``out``, ``text`` next to it as .md, and print the text."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(text)
     print(text)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--binary", action="store_true",
+                   help="the binary task digit >= 5 (one logistic output) instead of the "
+                        "10 classes; without the hand-written NumPy row, which is softmax")
+    args = p.parse_args(argv)
+    out = args.out or RESULTS / ("sklearn_digits_binary.json" if args.binary
+                                 else "sklearn_digits.json")
+
+    def body(seeds: list[int], reps: int) -> dict[str, Any]:
+        if not args.binary:
+            return {"schema": SCHEMA, "task": "10 classes", **run(seeds, reps)}
+        X_train, X_test, y_train, y_test = data()
+        split = (X_train, X_test, (y_train >= 5).astype(int), (y_test >= 5).astype(int))
+        makers = {k: v for k, v in estimators().items() if not k.startswith("numpy")}
+        return {"schema": SCHEMA, "task": "binary: digit >= 5", **run(seeds, reps, split, makers)}
+
+    result = measure(args, body)
+    save(result, out, markdown(result, "chainrule.sklearn vs scikit-learn MLPClassifier on "
+                               "digits" + (", binary (digit >= 5)" if args.binary else "")))
     return result
 
 

@@ -18,15 +18,11 @@ Output: benchmarks/results/sklearn_regression.json and .md (``--out PATH`` moves
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .sklearn_digits import RESULTS, environment, markdown, run
+from .sklearn_digits import RESULTS, markdown, measure, parser, run, save
 
 SCHEMA = "chainrule.benchmarks.sklearn_regression/1"
 
@@ -59,33 +55,12 @@ def data() -> tuple[np.ndarray, ...]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
-    parser.add_argument("--reps", type=int, default=3, help="timed fits per seed (default 3)")
-    parser.add_argument("--blas-threads", type=int, default=None,
-                        help="cap the BLAS threads of both estimators (threadpoolctl)")
-    parser.add_argument("--quick", action="store_true", help="seed 0, one repetition")
-    parser.add_argument("--out", type=Path, default=RESULTS / "sklearn_regression.json")
-    args = parser.parse_args(argv)
-    seeds = [0] if args.quick else list(range(args.seeds))
-    reps = 1 if args.quick else args.reps
-
-    limit: Any = contextlib.nullcontext()
-    if args.blas_threads is not None:
-        import threadpoolctl
-
-        limit = threadpoolctl.threadpool_limits(limits=args.blas_threads, user_api="blas")
-    with limit:
-        env = environment(args.blas_threads)
-        result = {"schema": SCHEMA, "seeds": seeds, "reps": reps,
-                  **run(seeds, reps, data(), estimators(), SAME_DTYPE)}
-    result["environment"] = env
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result, "chainrule.sklearn vs scikit-learn MLPRegressor (make_regression "
-                    "2000 x 20)", score="test R^2", percent=False)
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    result = measure(args, lambda seeds, reps: {
+        "schema": SCHEMA, **run(seeds, reps, data(), estimators(), SAME_DTYPE)})
+    save(result, args.out or RESULTS / "sklearn_regression.json",
+         markdown(result, "chainrule.sklearn vs scikit-learn MLPRegressor (make_regression "
+                  "2000 x 20)", score="test R^2", percent=False))
     return result
 
 
