@@ -46,7 +46,7 @@ def test_train_writes_the_run_directory(digits_run):
     summary = json.loads((digits_run / "summary.json").read_text())
     assert 0.8 < summary["test_accuracy"] <= 1.0
     assert summary["samples_per_second"] > 0
-    confusion = np.array(summary["confusion"])
+    confusion = np.array(summary["metrics"]["test"]["confusion"])
     assert confusion.shape == (10, 10) and confusion.sum() == 450
 
 
@@ -54,7 +54,7 @@ def test_evaluate_prints_metrics_and_confusion(digits_run):
     result = _run("evaluate", str(digits_run))
     assert result.exit_code == 0, result.output
     summary = json.loads((digits_run / "summary.json").read_text())
-    assert f"{summary['test_accuracy']:.4f}" in result.output
+    assert repr(summary["test_accuracy"]) in result.output
     assert "confusion matrix" in result.output
 
 
@@ -63,9 +63,8 @@ def test_predict_from_csv_matches_the_model(digits_run, tmp_path):
 
     X = load_digits().data[:5]
     path = tmp_path / "in.csv"
-    header = ",".join(f"pixel_{i // 8}_{i % 8}" for i in range(64))
     model_meta = load_model_bundle(digits_run).run
-    header = ",".join(model_meta["feature_names"])
+    header = ",".join(model_meta["columns"]["columns"])
     path.write_text(header + "\n" + "\n".join(",".join(str(v) for v in row) for row in X) + "\n")
     result = _run("predict", str(digits_run), "--input", str(path), "--proba")
     assert result.exit_code == 0, result.output
@@ -82,7 +81,7 @@ def test_predict_from_csv_matches_the_model(digits_run, tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("a,b,c\n1,2,3\n", "expects 64 features"),          # wrong number of columns
+        ("a,b,c\nx,2,3\n", "missing column(s)"),           # wrong columns
         ("", "empty"),                                        # empty file
     ],
 )
@@ -95,7 +94,7 @@ def test_predict_bad_csv_exit_code_2(digits_run, tmp_path, content, message):
 
 
 def test_predict_text_in_a_numeric_column_exit_code_2(digits_run, tmp_path):
-    names = load_model_bundle(digits_run).run["feature_names"]
+    names = load_model_bundle(digits_run).run["columns"]["columns"]
     row = ["0"] * 64
     row[5] = "seven"
     path = tmp_path / "text.csv"
@@ -121,7 +120,7 @@ def test_datasets_lists_shapes():
         (["train", "--hidden", "12,x"], "--hidden"),
         (["train", "--optimizer", "lbfgs"], "unknown optimizer"),
         (["train", "--loss", "bce"], "two classes"),
-        (["train", "--batch-size", "auto"], "--memory-budget"),
+        (["train", "--batch-size", "auto", "--memory-budget", "1KiB"], "more than --memory-budget"),
         (["train", "--epochs", "0"], "epochs must be a positive integer"),
         (["evaluate", "nowhere"], "no model file"),
     ],
@@ -133,10 +132,12 @@ def test_user_errors_exit_code_2_with_one_line(args, message, tmp_path):
     assert result.output.startswith("error:") and result.output.count("\n") == 1
 
 
-def test_incompatible_model_and_data_exit_code_2(digits_run):
-    result = _run("evaluate", str(digits_run), "--dataset", "iris")
+def test_incompatible_model_and_data_exit_code_2(digits_run, tmp_path):
+    path = tmp_path / "iris.csv"
+    path.write_text("a,b,c,d,target\n1,2,3,4,0\n")
+    result = _run("evaluate", str(digits_run), "--data", str(path))
     assert result.exit_code == 2
-    assert "expects 64" in result.output or "classes" in result.output
+    assert "missing column(s)" in result.output
 
 
 def test_csv_training_with_target_and_errors(tmp_path):

@@ -221,9 +221,10 @@ def test_batch_size_auto_under_a_memory_budget(tmp_path):
     from chainrule.runs import TrainConfig, build
 
     setup = build(TrainConfig(dataset="iris"))
-    fits = memory.estimate(setup.model, batch, optimizer=setup.optimizer).peak
-    too_big = memory.estimate(setup.model, batch + 1, optimizer=setup.optimizer).peak
+    fits = memory.estimate(setup.network, batch, optimizer=setup.optimizer).peak
+    too_big = memory.estimate(setup.network, batch + 1, optimizer=setup.optimizer).peak
     assert fits <= 40 * 1024 < too_big
+    assert batch <= len(setup.data.split.train)
 
 
 def test_evaluate_and_predict_as_subprocesses(tmp_path):
@@ -245,4 +246,4 @@ def test_evaluate_and_predict_as_subprocesses(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "chainrule", "predict", str(run), "--input",
                            str(bad)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "expects 4 features" in proc.stderr
+    assert "missing column(s)" in proc.stderr and proc.stderr.count("\n") == 1

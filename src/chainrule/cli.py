@@ -30,23 +30,85 @@ app.add_typer(plot_app, name="plot")
 
 def fail(message: str) -> None:
     """Print a one-line user error and exit with code 2."""
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {_one_line(message)}", err=True)
     raise typer.Exit(2)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _crash_report(exc: BaseException) -> str:
+    """Save the traceback of an unexpected exception; returns where it went."""
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    base = os.environ.get("CHAINRULE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "chainrule")
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    for folder in (os.path.join(base, "crashes"), tempfile.gettempdir()):
+        try:
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, name)
+            with open(path, "w") as fh:
+                fh.write(f"chainrule {__import__('chainrule').__version__}\n{' '.join(sys.argv)}\n")
+                fh.write(text)
+            return path
+        except OSError:
+            continue
+    return "(could not be saved)"
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn chainrule's errors (and unreadable files) into a one-line message and exit code 2."""
+    """User errors (chainrule's errors, unreadable files, too little memory) end with one line
+    and exit code 2; Ctrl-C with one line and 130; anything else is a bug: one line
+    ``internal error: ...`` with exit code 1 and the traceback saved to a file."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .runs import TrainingInterrupted
+
         try:
             return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except TrainingInterrupted as exc:
+            typer.echo(_one_line(str(exc)), err=True)
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
         except ChainruleError as exc:
             fail(str(exc))
         except (OSError, UnicodeDecodeError) as exc:
             fail(str(exc))
+        except MemoryError:
+            fail("not enough memory for this command (lower --batch-size or the layer sizes, "
+                 "or set --memory-budget)")
+        except Exception as exc:  # a bug: say so, keep the traceback for the report
+            where = _crash_report(exc)
+            typer.echo(f"internal error: {type(exc).__name__}: {_one_line(str(exc))[:300]} "
+                       f"(traceback saved to {where}; please report it)", err=True)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"chainrule {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Feed-forward neural networks and backpropagation, from the command line."""
 
 
 class Format(str, Enum):
@@ -92,6 +154,14 @@ def explain(
 
     spec: dict[str, Any] = load_weights(weights) if weights is not None else {}
     x = _numbers(input, "--input") if input is not None else spec.get("x")
+    if "preprocess" in spec:   # a trained model: --input is a raw row, x^(0) its preprocessing
+        if x is None:
+            fail(f"--input: give one raw row of {spec['preprocess'].raw_width} values for "
+                 "this model")
+        raw = x
+        x = spec["preprocess"](raw).tolist()
+        if format is Format.text:
+            typer.echo(f"raw input {raw} -> the model's preprocessing -> x^(0)")
     y = _numbers(target, "--target") if target is not None else None
     result = run(W=spec.get("W"), b=spec.get("b"), x=x,
                  activation=activation or spec.get("activation"), target=y,
@@ -125,8 +195,9 @@ def plot_regions(
     out: Path = typer.Argument(..., help="Output file (.png or .svg)."),
     model: Path = typer.Option(None, "--model", "-m", help="A saved chainrule model with 2 "
                                "inputs; without it a 2-4-1 tanh MLP is trained on XOR."),
-    data: Path = typer.Option(None, "--data", help="NPZ file with X (N, 2) and y to draw "
-                              "(required with --model)."),
+    data: Path = typer.Option(None, "--data", help="Labelled raw rows to draw (CSV/NPZ with "
+                              "the model's columns); default with a run directory: its test "
+                              "part."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Decision regions of sign(h(x)) or argmax, with the data and the first-layer hyperplanes."""
@@ -136,21 +207,38 @@ def plot_regions(
         net, X, y = _xor_model_and_data(seed)
         title = "XOR: 2-4-1 tanh MLP, sign(h(x)); dashed: $s_j^{(1)}=0$"
     else:
-        from .io import load
-
-        if data is None:
-            fail("--data FILE.npz (with X and y) is needed to draw a saved model's regions")
-        import numpy as np
-
-        net = load(model)
-        try:
-            with np.load(data, allow_pickle=False) as f:
-                X, y = f["X"], f["y"]
-        except (OSError, ValueError, KeyError) as exc:
-            fail(f"{data}: cannot read X and y ({exc})")
+        net, X, y = _model_and_points(model, data)
         title = None
     path = plot_decision_regions(net, X, y, out, title=title)
     typer.echo(f"wrote {path}")
+
+
+def _model_and_points(model: Path, data: Path | None) -> tuple[Any, Any, Any]:
+    """A trained model (with its preprocessing) and raw labelled rows to draw over it."""
+    from .runs import load_run_model
+
+    rm = load_run_model(model)
+    if len(rm.schema.columns) != 2 or rm.schema.categories:
+        fail(f"{model}: decision regions are drawn for models with 2 numeric inputs; this one "
+             f"has {len(rm.schema.columns)}")
+    if rm.task != "classification":
+        fail(f"{model}: decision regions need a classifier")
+    if data is not None:
+        table = rm.read(data, need_target=True)
+        X, y = table.X, rm.targets(table.y, str(data))
+    elif Path(model).is_dir():
+        from .runs.source import read_split, replay
+        from .runs.training import TrainConfig, _encode_targets
+
+        record, split = read_split(Path(model))
+        table = replay(record)
+        _, y_all, _ = _encode_targets(table, TrainConfig(task="classification"))
+        X, y = table.X[split.test], y_all[split.test]
+    else:
+        fail("--data FILE (labelled rows) is needed to draw a model file's regions")
+    if rm.run["prediction"] == "sign":
+        y = 2 * y - 1
+    return rm.model, X, y
 
 
 @plot_app.command("activations")
@@ -183,12 +271,26 @@ def plot_network_cmd(
     typer.echo(f"wrote {plot_network(net, out)}")
 
 
+_READ_OPTS = {
+    "no_header": typer.Option(False, "--no-header", help="The CSV file has no header row: "
+                              "columns are taken by position."),
+    "delimiter": typer.Option(None, "--delimiter", help="The CSV separator (default: sniffed "
+                              "from , ; tab |)."),
+    "encoding": typer.Option(None, "--encoding", help="The CSV text encoding (default UTF-8; "
+                             "UTF-16 with a byte-order mark)."),
+}
+
+
 @app.command()
 @user_errors
 def train(
     dataset: str = typer.Option(None, "--dataset", "-d", help="A built-in data set (see "
-                                "`chainrule datasets`) or a .csv/.npz file. Default: digits."),
-    target: str = typer.Option(None, "--target", help="The target column of a CSV file."),
+                                "`chainrule datasets`) or a .csv/.npz/.parquet file. Default: "
+                                "digits."),
+    target: str = typer.Option(None, "--target", help="The target column of a CSV file (a "
+                               "name, or a 0-based index with --no-header)."),
+    task: str = typer.Option(None, "--task", help="classification or regression (default: "
+                             "inferred from the target)."),
     hidden: str = typer.Option(None, "--hidden", help="Hidden layer sizes, e.g. 128,64. "
                                "Default: 128."),
     activation: str = typer.Option(None, "--activation", help="Hidden activation (relu, tanh, "
@@ -196,54 +298,93 @@ def train(
     loss: str = typer.Option(None, "--loss", help="auto, cross-entropy, square or bce."),
     optimizer: str = typer.Option(None, "--optimizer", help="sgd, momentum, adam or adamw."),
     lr: float = typer.Option(None, "--lr", help="Learning rate. Default: 0.003."),
-    batch_size: str = typer.Option(None, "--batch-size", help="Mini-batch size, or 'auto' with "
-                                   "--memory-budget. Default: 32."),
-    memory_budget: str = typer.Option(None, "--memory-budget", help="With --batch-size auto: "
-                                      "the largest batch whose training step fits, e.g. 2GiB."),
+    batch_size: str = typer.Option(None, "--batch-size", help="Mini-batch size, or 'auto': the "
+                                   "largest that fits --memory-budget (or the available "
+                                   "memory), at most the training rows. Default: 32."),
+    memory_budget: str = typer.Option(None, "--memory-budget", help="Refuse a run whose "
+                                      "training step needs more than this (e.g. 2GiB); with "
+                                      "--batch-size auto, the budget the batch is sized for."),
     epochs: int = typer.Option(None, "--epochs", help="Epochs in total. Default: 30."),
     weight_decay: float = typer.Option(None, "--weight-decay"),
     dropout: float = typer.Option(None, "--dropout", help="Dropout after each hidden layer."),
     standardize: bool = typer.Option(None, "--standardize/--no-standardize", help="Scale "
-                                     "features with training statistics. Default: on."),
+                                     "features with training statistics (a layer of the saved "
+                                     "model). Default: on."),
+    impute: str = typer.Option(None, "--impute", help="mean or median: fill missing feature "
+                               "values (a layer of the saved model). Default: missing values "
+                               "are an error."),
+    stratify: bool = typer.Option(None, "--stratify/--no-stratify", help="Keep the class "
+                                  "proportions in every part (default on; off automatically "
+                                  "when a class is too small)."),
     early_stopping: int = typer.Option(None, "--early-stopping", help="Stop after N epochs "
                                        "without a better validation loss; keep the best weights."),
-    val_size: float = typer.Option(None, "--val-size", help="Validation fraction. Default 0.1."),
+    val_size: float = typer.Option(None, "--val-size", help="Validation fraction of all rows. "
+                                   "Default 0.1."),
+    test_size: float = typer.Option(None, "--test-size", help="Test fraction of all rows. "
+                                    "Default 0.25."),
     noise: float = typer.Option(None, "--noise", help="Noise of a synthetic data set."),
+    dtype: str = typer.Option(None, "--dtype", help="float32 (default) or float64."),
     seed: int = typer.Option(None, "--seed", help="Seed of initialisation and shuffling."),
     out: Path = typer.Option(None, "--out", "-o", help="Run directory. Default: runs/<time>."),
     config: Path = typer.Option(None, "--config", help="TOML file with the same options."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory "
                                 "from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --out; the old "
+                                   "one stays until the new one has succeeded."),
+    divergence_check: bool = typer.Option(True, "--divergence-check/--no-divergence-check",
+                                          help="Stop when the loss grows past 100x its initial "
+                                          "value."),
+    no_header: bool = _READ_OPTS["no_header"],
+    delimiter: str = _READ_OPTS["delimiter"],
+    encoding: str = _READ_OPTS["encoding"],
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final result."),
 ) -> None:
     """Train an MLP on a data set; with no options, digits in a few seconds."""
     import json
 
+    from . import memory
     from .runs import TrainConfig, parse_hidden, read_config_file, train_run
 
-    given = {"dataset": dataset, "target": target, "activation": activation, "loss": loss,
-             "optimizer": optimizer, "lr": lr, "epochs": epochs, "weight_decay": weight_decay,
-             "dropout": dropout, "standardize": standardize,
-             "early_stopping": early_stopping, "val_size": val_size, "noise": noise,
-             "seed": seed}
+    given = {"dataset": dataset, "target": target, "task": task, "activation": activation,
+             "loss": loss, "optimizer": optimizer, "lr": lr, "epochs": epochs,
+             "weight_decay": weight_decay, "dropout": dropout, "standardize": standardize,
+             "impute": impute, "stratify": stratify, "early_stopping": early_stopping,
+             "val_size": val_size, "test_size": test_size, "noise": noise, "seed": seed,
+             "dtype": dtype, "delimiter": delimiter, "encoding": encoding}
     given = {k: v for k, v in given.items() if v is not None}
+    if no_header:
+        given["header"] = False
+    if not divergence_check:
+        given["divergence_check"] = False
     if hidden is not None:
         given["hidden"] = parse_hidden(hidden)
     values: dict[str, Any] = {}
     run_dir = out
     if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            fail("--resume continues a run in its own directory; drop --out")
+        if overwrite:
+            fail("--resume and --overwrite exclude each other")
         cfg_path = resume / "config.json"
         if not cfg_path.is_file():
             fail(f"{resume}: not a run directory (no config.json)")
         try:
             saved = json.loads(cfg_path.read_text())
-        except ValueError:
+        except (ValueError, RecursionError):
             fail(f"{cfg_path}: not valid JSON")
+        if not isinstance(saved, dict):
+            fail(f"{cfg_path}: not a JSON object of options")
         values.update({k: v for k, v in saved.items() if k in TrainConfig.fields()})
+        changed = sorted(k for k in given if k not in ("epochs", "early_stopping")
+                         and values.get(k) != given[k])
+        if changed:
+            fail(f"--resume continues the recorded run; only --epochs and --early-stopping can "
+                 f"change, not {', '.join(changed)}")
         run_dir = resume
     if config is not None:
         values.update(read_config_file(config))
     values.update(given)
+    budget = memory.parse_bytes(memory_budget) if memory_budget is not None else None
     if batch_size is not None and batch_size != "auto":
         try:
             values["batch_size"] = int(batch_size)
@@ -251,9 +392,7 @@ def train(
             fail(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
     cfg = TrainConfig(**values)
     if batch_size == "auto":
-        cfg.batch_size = _auto_batch_size(cfg, memory_budget)
-    elif memory_budget is not None:
-        fail("--memory-budget is used with --batch-size auto")
+        cfg.batch_size = _auto_batch_size(cfg, budget, quiet)
     if run_dir is not None:
         cfg.out = str(run_dir)
     # This process is the application: keep the memory each step frees for the next one rather
@@ -261,80 +400,103 @@ def train(
     from .memory import keep_freed_memory
 
     keep_freed_memory()
-    summary = train_run(cfg, run_dir, resume=resume is not None,
-                        progress="none" if quiet else "auto")
-    where = cfg.out or "the run directory"
+    summary = train_run(cfg, run_dir, resume=resume is not None, overwrite=overwrite,
+                        progress="none" if quiet else "auto", memory_budget=budget,
+                        echo=lambda line: typer.echo(line, err=True))
+    where = summary["run_dir"]
     if "test_accuracy" in summary:
         typer.echo(f"{summary['dataset']}: test accuracy {summary['test_accuracy']:.4f} "
                    f"after {summary['epochs_run']} epochs ({summary['seconds']:.1f}s); "
                    f"run saved in {where}")
     else:
         typer.echo(f"{summary['dataset']}: test MSE {summary['test_mse']:.4g}, R^2 "
-                   f"{summary['test_r2']:.4f} after {summary['epochs_run']} epochs; "
-                   f"run saved in {where}")
+                   f"{summary['test_r2'] if summary['test_r2'] is None else round(summary['test_r2'], 4)} "
+                   f"after {summary['epochs_run']} epochs; run saved in {where}")
 
 
-def _auto_batch_size(cfg: Any, budget: str | None) -> int:
-    if budget is None:
-        fail("--batch-size auto needs --memory-budget (e.g. 2GiB)")
+def _auto_batch_size(cfg: Any, budget: int | None, quiet: bool) -> int:
+    """The largest batch whose step fits the budget (or the available memory), at most the
+    number of training rows."""
     from . import memory
-    from .runs import build
+    from .runs import prepare_data
+    from .runs.training import network_sizes
 
-    setup = build(cfg)
-    size = int(memory.max_batch_size(setup.model, memory.parse_bytes(budget),
-                                     optimizer=setup.optimizer))
+    cfg.batch_size = 1
+    cfg.validate()
+    data = prepare_data(cfg)
+    from .runs.guard import available_bytes, check_fits, step_bytes
+
+    limit = budget if budget is not None else available_bytes()
+    if limit is None:
+        fail("--batch-size auto needs --memory-budget (the available memory is unknown here)")
+    rows = len(data.split.train)
+    sizes = network_sizes(cfg, data)
+    check_fits(step_bytes(sizes, 1, 8, cfg.optimizer), limit, "even a batch of one")
+    import chainrule as cr
+
+    net = cr.nn.MLP(sizes, activation=cfg.activation, dropout=cfg.dropout, dtype=cfg.dtype)
+    size = min(int(memory.max_batch_size(net, limit, optimizer=cfg.optimizer)), rows)
     if size < 1:
-        fail(f"not even one sample fits a training step in {budget}")
-    return size
+        fail(f"not even one sample fits a training step in {memory.format_bytes(limit)}")
+    typer.echo(f"--batch-size auto: {size} (of {rows} training rows; budget "
+               f"{memory.format_bytes(limit)})", err=True)
+    return int(size)
+
+
+class TableFormat(str, Enum):
+    table = "table"
+    json = "json"
 
 
 @app.command()
 @user_errors
 def evaluate(
-    model: Path = typer.Argument(..., help="A model file or a run directory."),
-    dataset: str = typer.Option(None, "--dataset", "-d", help="Data set name or file; default: "
-                                "the one the model was trained on."),
-    target: str = typer.Option(None, "--target", help="Target column of a CSV file."),
-    part: str = typer.Option("test", "--part", help="test, train or val."),
+    model: Path = typer.Argument(..., help="A run directory (or a model file with --data)."),
+    part: str = typer.Option("test", "--part", help="test, train or val: a part of the run's "
+                             "recorded split, read again from the recorded data."),
+    data: Path = typer.Option(None, "--data", help="Evaluate on every row of this labelled "
+                              "file instead (CSV/NPZ/Parquet with the target column)."),
+    format: TableFormat = typer.Option(TableFormat.table, "--format", "-f",
+                                       help="table or json."),
+    no_header: bool = _READ_OPTS["no_header"],
+    delimiter: str = _READ_OPTS["delimiter"],
+    encoding: str = _READ_OPTS["encoding"],
 ) -> None:
-    """Metrics of a trained model on a data set: a table, and the confusion matrix."""
+    """Metrics of a trained model: accuracy, per-class precision/recall/F1, ROC AUC and the
+    confusion matrix, or MSE/RMSE/MAE/R^2; equal to the run's summary.json for its test part."""
+    import json
+
+    from .runs import evaluate_run, headline
+
+    ev = evaluate_run(model, part, data, header=not no_header, delimiter=delimiter,
+                      encoding=encoding)
+    m = ev.metrics
+    if format is TableFormat.json:
+        typer.echo(json.dumps({"part": part if data is None else None, "data": ev.what,
+                               "metrics": m}, indent=2, sort_keys=True))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    from .data import load_dataset
-    from .runs import load_model_bundle, metrics_for
-
-    bundle = load_model_bundle(model)
-    run = bundle.run
-    name = dataset or run.get("dataset")
-    if not name:
-        fail("the model file does not say which data set it was trained on: pass --dataset")
-    options: dict[str, Any] = {}
-    if target or run.get("target"):
-        options["target"] = target or run.get("target")
-    data = load_dataset(name, **options)
-    X = getattr(data, f"X_{part}", None)
-    y = getattr(data, f"y_{part}", None)
-    if X is None:
-        fail(f"the data set has no {part!r} part")
-    if run.get("task") == "classification" and data.task == "classification" and \
-            run.get("num_classes") not in (None, data.num_classes):
-        fail(f"the model predicts {run.get('num_classes')} classes, the data set has "
-             f"{data.num_classes}")
-    out = bundle.outputs(X)
-    m = metrics_for(run.get("task", data.task), run.get("prediction", "argmax"),
-                    run.get("loss", ""), out, y, data.num_classes)
-    console = Console()
-    table = Table(title=f"{Path(model).name} on {data.name} ({part}, {len(X)} samples)")
+    console = Console(width=120)
+    table = Table(title=f"{model} on the {ev.what}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in m.items():
-        if k != "confusion":
-            table.add_row(k.replace("test_", ""), f"{v:.4f}")
+    for k, v in headline(m).items():
+        table.add_row(k, "-" if v is None else repr(v))
     console.print(table)
-    if "confusion" in m:
+    if "per_class" in m:
+        rep = Table(title="per class")
+        for col in ("class", "precision", "recall", "f1", "support"):
+            rep.add_column(col, justify="right" if col != "class" else "left")
+        rows = list(m["per_class"].items()) + [("macro avg", m["macro_avg"]),
+                                               ("weighted avg", m["weighted_avg"])]
+        for name, r in rows:
+            rep.add_row(str(name), f"{r['precision']:.4f}", f"{r['recall']:.4f}",
+                        f"{r['f1-score']:.4f}", str(r["support"]))
+        console.print(rep)
         conf = Table(title="confusion matrix (rows: true, columns: predicted)")
-        names = data.class_names or tuple(range(len(m["confusion"])))
+        names = list(m["per_class"])
         conf.add_column("")
         for n in names:
             conf.add_column(str(n), justify="right")
@@ -347,23 +509,28 @@ def evaluate(
 @user_errors
 def predict(
     model: Path = typer.Argument(..., help="A model file or a run directory."),
-    input: Path = typer.Option(..., "--input", "-i", help="CSV (header, feature columns) or "
-                               "NPZ (X) file."),
+    input: Path = typer.Option(..., "--input", "-i", help="CSV or Parquet (columns named as "
+                               "in training), NPZ (X) or NPY file of raw rows."),
     proba: bool = typer.Option(False, "--proba", help="Print class probabilities."),
     output: Path = typer.Option(None, "--output", "-o", help="Write a CSV here instead of "
                                 "printing."),
+    no_header: bool = _READ_OPTS["no_header"],
+    delimiter: str = _READ_OPTS["delimiter"],
+    encoding: str = _READ_OPTS["encoding"],
 ) -> None:
-    """Predictions of a trained model for the rows of a file."""
-    from .predict import format_predictions, read_features
-    from .runs import load_model_bundle
+    """Predictions of a trained model for the raw rows of a file (read by the strict reader)."""
+    from .io import atomic_write
+    from .predict import format_predictions
+    from .runs import load_run_model
 
-    bundle = load_model_bundle(model)
-    X = read_features(input, bundle.run.get("feature_names") or None,
-                      bundle.run.get("n_features"))
-    text = format_predictions(bundle, bundle.outputs(X), proba)
+    rm = load_run_model(model)
+    table = rm.read(input, header=not no_header, delimiter=delimiter, encoding=encoding)
+    text = format_predictions(rm, rm.outputs(table.X), proba)
     if output is not None:
-        output.write_text(text)
-        typer.echo(f"wrote {len(X)} predictions to {output}")
+        if output.resolve() == input.resolve():
+            fail("--output would overwrite the --input file")
+        atomic_write(output, text.encode())
+        typer.echo(f"wrote {len(table.X)} predictions to {output}")
     else:
         sys.stdout.write(text)
 

@@ -155,14 +155,24 @@ def load_weights(path: str | Path) -> dict[str, Any]:
         return _weights_from_model(p)
     try:
         data = json.loads(p.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WeightsFileError(f"{p}: not valid JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise WeightsFileError(f"{p}: not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(data, dict) or "W" not in data:
         raise WeightsFileError(f"{p}: expected a JSON object with a list \"W\" of weight "
                                "matrices (and optionally \"b\", \"x\", \"activation\")")
     unknown = set(data) - {"W", "b", "x", "activation", "output_activation"}
     if unknown:
         raise WeightsFileError(f"{p}: unknown keys {sorted(unknown)}")
+    for key in ("W", "b"):
+        if key in data and not isinstance(data[key], list):
+            raise WeightsFileError(f"{p}: \"{key}\" must be a list of "
+                                   f"{'matrices' if key == 'W' else 'vectors'}, one per layer")
+    if "b" in data and len(data["b"]) != len(data["W"]):
+        raise WeightsFileError(f"{p}: {len(data['W'])} weight matrices but {len(data['b'])} "
+                               "bias vectors")
+    for key in ("activation", "output_activation"):
+        if key in data and not isinstance(data[key], str):
+            raise WeightsFileError(f"{p}: \"{key}\" must be an activation name")
     return data
 
 
@@ -171,6 +181,11 @@ def _weights_from_model(p: Path) -> dict[str, Any]:
     from .io import load
 
     model = load(p)
+    pre = []
+    if isinstance(model, nn.Sequential) and not isinstance(model, nn.MLP):
+        pre = [m for m in model if isinstance(m, nn.preprocessing.PREPROCESSING)]
+        if pre:
+            model = model[len(pre)]
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise WeightsFileError(f"{p}: the model has no Linear layers")
@@ -183,7 +198,26 @@ def _weights_from_model(p: Path) -> dict[str, Any]:
         out["activation"] = act
     out_act = config.get("output_activation")
     out["output_activation"] = out_act if isinstance(out_act, str) else "identity"
+    if pre:
+        out["preprocess"] = _preprocessor(pre, linears[0].in_features)
     return out
+
+
+def _preprocessor(layers: list[Any], width: int) -> Any:
+    """raw x -> x^(0): the model's own preprocessing layers (the network sees exactly this)."""
+    from . import nn, no_grad, tensor
+
+    def run(x: Any) -> np.ndarray:
+        raw = _vector(x, "x")
+        n = layers[0].num_features
+        if raw.shape != (n,):
+            raise WeightsFileError(f"the model takes {n} raw input values, got {raw.shape[0]}")
+        with no_grad():
+            out = nn.Sequential(*layers)(tensor(raw[None, :].astype(np.float64))).numpy()
+        return out[0].astype(np.float64)
+
+    run.raw_width = layers[0].num_features  # type: ignore[attr-defined]
+    return run
 
 
 def _matrix(w: Any, name: str) -> np.ndarray:
@@ -204,9 +238,11 @@ def _vector(v: Any, name: str) -> np.ndarray:
 
 
 def _numbers(v: Any, name: str) -> np.ndarray:
+    if isinstance(v, (str, bytes, dict)):
+        raise WeightsFileError(f"{name} must hold numbers, got {type(v).__name__}")
     try:
         arr = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError, OverflowError):
         raise WeightsFileError(f"{name} must hold numbers only (rows of equal length)") from None
     if not np.isfinite(arr).all():
         raise WeightsFileError(f"{name} holds NaN or infinity")

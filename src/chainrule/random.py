@@ -27,6 +27,54 @@ def _check_seed(seed: Any) -> int:
     return s
 
 
+_U128 = 2**128
+_U32 = 2**32
+
+
+def check_state(state: Any) -> dict[str, Any]:
+    """A validated copy of a PCG64 state as :meth:`Generator.get_state` returns it::
+
+        {"bit_generator": "PCG64", "state": {"state": s, "inc": i}, "has_uint32": h,
+         "uinteger": u}
+
+    with s, i integers in [0, 2**128), i odd (PCG's increment always is), h 0 or 1 and u in
+    [0, 2**32). NumPy itself would raise OverflowError or TypeError for some of these defects and
+    accept others silently (an even increment); a state read from a file is checked here first.
+
+    Raises:
+        InvalidValueError: naming the first field that is missing, of the wrong type or out of
+            range.
+    """
+    def bad(what: str) -> InvalidValueError:
+        return InvalidValueError(f"not a valid generator state: {what}")
+
+    def uint(value: Any, bound: int, name: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise bad(f"{name} must be an integer, got {type(value).__name__}")
+        if not 0 <= value < bound:
+            raise bad(f"{name} must be in [0, 2**{bound.bit_length() - 1}), got {value}")
+        return int(value)
+
+    if not isinstance(state, dict):
+        raise bad(f"expected a dict, got {type(state).__name__}")
+    keys = {"bit_generator", "state", "has_uint32", "uinteger"}
+    if set(state) != keys:
+        raise bad(f"expected the keys {sorted(keys)}, got {sorted(map(str, state))}")
+    if state["bit_generator"] != "PCG64":
+        raise bad(f"bit_generator must be 'PCG64', got {state['bit_generator']!r}")
+    inner = state["state"]
+    if not isinstance(inner, dict) or set(inner) != {"state", "inc"}:
+        raise bad("'state' must be a dict with the keys 'state' and 'inc'")
+    s = uint(inner["state"], _U128, "state.state")
+    inc = uint(inner["inc"], _U128, "state.inc")
+    if inc % 2 == 0:
+        raise bad("state.inc must be odd")
+    has = uint(state["has_uint32"], 2, "has_uint32")
+    u = uint(state["uinteger"], _U32, "uinteger")
+    return {"bit_generator": "PCG64", "state": {"state": s, "inc": inc}, "has_uint32": has,
+            "uinteger": u}
+
+
 class Generator:
     """A seeded source of random numbers (NumPy's PCG64 underneath).
 
@@ -47,11 +95,8 @@ class Generator:
         return self._rng.bit_generator.state
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`get_state`."""
-        try:
-            self._rng.bit_generator.state = state
-        except (TypeError, ValueError, KeyError) as exc:
-            raise InvalidValueError(f"not a valid generator state: {exc}") from None
+        """Restore a state from :meth:`get_state` (checked first by :func:`check_state`)."""
+        self._rng.bit_generator.state = check_state(state)
 
     @property
     def numpy(self) -> np.random.Generator:

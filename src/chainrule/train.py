@@ -103,49 +103,6 @@ class _Accumulator:
         return out
 
 
-# --------------------------------------------------------------------------- state encoding
-def _encode(obj: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
-    """A JSON-able copy of ``obj`` with every array moved into ``arrays`` (keyed by its path);
-    dict keys keep their types (optimizer state is keyed by int)."""
-    if isinstance(obj, Tensor):
-        obj = obj.data
-    if hasattr(obj, "shape") and hasattr(obj, "dtype") and not np.isscalar(obj):
-        arrays[path] = np.ascontiguousarray(to_numpy(obj))
-        return {"__array__": path}
-    if isinstance(obj, dict):
-        return {"__dict__": [[k, _encode(v, arrays, f"{path}/{k}")] for k, v in obj.items()]}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_encode(v, arrays, f"{path}/{i}") for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [_encode(v, arrays, f"{path}/{i}") for i, v in enumerate(obj)]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return {"__float__": repr(obj)}
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise InvalidValueError(f"cannot checkpoint a value of type {type(obj).__name__} at {path}")
-
-
-def _decode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
-    if isinstance(obj, list):
-        return [_decode(v, arrays) for v in obj]
-    if isinstance(obj, dict):
-        if "__array__" in obj:
-            key = obj["__array__"]
-            if key not in arrays:
-                raise FileFormatError(f"checkpoint is missing the array {key!r}")
-            return arrays[key]
-        if "__dict__" in obj:
-            return {(tuple(k) if isinstance(k, list) else k): _decode(v, arrays)
-                    for k, v in obj["__dict__"]}
-        if "__tuple__" in obj:
-            return tuple(_decode(v, arrays) for v in obj["__tuple__"])
-        if "__float__" in obj:
-            return float(obj["__float__"])
-    return obj
-
-
 # --------------------------------------------------------------------------- history
 @dataclass
 class History:
@@ -155,6 +112,7 @@ class History:
     best_epoch: int | None = None
     best_value: float | None = None
     stopped_early: bool = False
+    baseline: float | None = None     # the watched loss of the initial weights
 
     def __getitem__(self, key: str) -> list[float]:
         return [e[key] for e in self.epochs if key in e]
@@ -189,6 +147,11 @@ class Trainer:
             ``"bar"``, ``"lines"`` or ``"none"``.
         callbacks: functions called as ``callback(trainer, epoch, metrics)`` after each epoch;
             one returning True stops training.
+        divergence_factor: stop (:class:`TrainingDivergedError`) when the monitored loss grows
+            past this many times its value for the initial weights (None: never).
+
+    Training health: a non-finite loss stops the run naming epoch and batch; so do non-finite
+    weights (found at the next batch's loss, or at the end of the epoch for its last batch).
     """
 
     def __init__(self, model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
@@ -196,7 +159,8 @@ class Trainer:
                  scheduler: Any = None, clip_grad_norm: float | None = None,
                  early_stopping: int | None = None, monitor: str | None = None,
                  run_dir: str | Path | None = None, checkpoint_every: int = 1,
-                 progress: str = "auto", callbacks: Sequence[Callable[..., Any]] = ()) -> None:
+                 progress: str = "auto", callbacks: Sequence[Callable[..., Any]] = (),
+                 divergence_factor: float | None = None) -> None:
         if task not in ("classification", "regression"):
             raise InvalidValueError(f"task must be 'classification' or 'regression', got {task!r}")
         if prediction not in ("argmax", "sign", "logit"):
@@ -215,6 +179,11 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.checkpoint_every = checkpoint_every
         self.progress, self.callbacks = progress, list(callbacks)
+        if divergence_factor is not None and not divergence_factor > 1:
+            raise InvalidValueError("divergence_factor must be a number > 1")
+        self.divergence_factor = divergence_factor
+        self._snapshot: dict[str, Any] | None = None   # the last finished epoch, if not on disk
+        self._saved_epoch = -1
         self.history = History()
         self.epoch = 0
         self._bad_epochs = 0
@@ -240,9 +209,12 @@ class Trainer:
             loss = self.loss_fn(output, y)
             value = loss.item()
             if not math.isfinite(value):
+                where = (f"the weights became non-finite at epoch {self.epoch + 1}, batch {i}"
+                         if i > 0 and not _all_finite(params) else
+                         f"the loss became {value} at epoch {self.epoch + 1}, batch {i + 1}")
                 raise TrainingDivergedError(
-                    f"the loss became {value} at epoch {self.epoch + 1}, batch {i + 1}: lower the "
-                    "learning rate, standardise the inputs, or clip gradients")
+                    f"{where}: lower the learning rate, standardise the inputs, or clip "
+                    "gradients")
             self.optimizer.zero_grad()
             loss.backward()
             if self.clip_grad_norm is not None:
@@ -251,6 +223,10 @@ class Trainer:
             acc.add(value, output.data, y.data)
             if bar is not None:
                 bar(int(output.shape[0]), value)
+        if acc.n and not _all_finite(params):
+            raise TrainingDivergedError(
+                f"the weights became non-finite at epoch {self.epoch + 1}, batch {i + 1}: lower "
+                "the learning rate, standardise the inputs, or clip gradients")
         return acc.metrics("train_")
 
     def evaluate(self, loader: Any, prefix: str = "val_") -> dict[str, float]:
@@ -280,8 +256,14 @@ class Trainer:
         display = _Display(self.progress, epochs)
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        watched = "val_loss" if val_loader is not None else "train_loss"
+        if self.divergence_factor is not None and self.history.baseline is None and \
+                self.epoch == 0:
+            self.history.baseline = self.evaluate(val_loader or train_loader, "")["loss"]
+        self._in_epoch = False
         while self.epoch < epochs and not self.history.stopped_early:
             start = time.perf_counter()
+            self._in_epoch = True
             with display.epoch(self.epoch + 1, _safe_len(train_loader)) as bar:
                 metrics = self.train_epoch(train_loader, bar)
             seconds = time.perf_counter() - start
@@ -301,13 +283,49 @@ class Trainer:
             if self.run_dir is not None:
                 with open(self.run_dir / "metrics.jsonl", "a") as fh:
                     fh.write(json.dumps(_json_safe(metrics)) + "\n")
+            self._in_epoch = False
+            if self.run_dir is not None:
                 if self.checkpoint_every and self.epoch % self.checkpoint_every == 0:
                     self.save_checkpoint(self.run_dir / CHECKPOINT_NAME)
+                    self._saved_epoch = self.epoch
+                else:   # kept so that Ctrl-C can still checkpoint this finished epoch
+                    self._snapshot = _copy_state(self.state())
+            self._check_divergence(metrics, watched)
             if stop:
                 break
         if self.early_stopping is not None and self._best_state is not None:
             self.model.load_state_dict(self._best_state)
         return self.history
+
+    def _check_divergence(self, metrics: dict[str, float], watched: str) -> None:
+        base = self.history.baseline
+        if self.divergence_factor is None or watched not in metrics:
+            return
+        if base is None:   # a run resumed from an older checkpoint: its first epoch
+            base = self.history.epochs[0].get(watched) if self.history.epochs else None
+        value = metrics[watched]
+        if base is not None and base > 0 and value > self.divergence_factor * base:
+            raise TrainingDivergedError(
+                f"training diverged at epoch {self.epoch}: {watched} {value:.4g} is more than "
+                f"{self.divergence_factor:g}x its initial {base:.4g}; lower the learning rate "
+                "(--lr), or pass --no-divergence-check to go on")
+
+    def checkpoint_last_epoch(self) -> bool:
+        """After an interruption: make sure the checkpoint on disk holds the last finished
+        epoch; False when no epoch has finished (or there is no run directory)."""
+        if self.run_dir is None or self.epoch == 0:
+            return False
+        path = self.run_dir / CHECKPOINT_NAME
+        if self._saved_epoch == self.epoch:
+            return True
+        if not getattr(self, "_in_epoch", False):
+            self.save_checkpoint(path)           # the live state is the finished epoch
+        elif self._snapshot is not None and self._snapshot["epoch"] == self.epoch:
+            self.save_checkpoint(path, state=self._snapshot)
+        else:
+            return path.is_file()
+        self._saved_epoch = self.epoch
+        return True
 
     def _after_epoch(self, metrics: dict[str, float], monitor: str) -> None:
         value = metrics[monitor]
@@ -350,49 +368,62 @@ class Trainer:
             "loader": loader_state,
             "history": {"epochs": self.history.epochs, "best_epoch": self.history.best_epoch,
                         "best_value": self.history.best_value,
-                        "stopped_early": self.history.stopped_early},
+                        "stopped_early": self.history.stopped_early,
+                        "baseline": self.history.baseline},
             "bad_epochs": self._bad_epochs,
             "best_state": self._best_state,
         }
 
-    def save_checkpoint(self, path: str | Path) -> Path:
-        """Write :meth:`state` atomically (safetensors: arrays as tensors, the rest as JSON)."""
-        from safetensors.numpy import save
+    def save_checkpoint(self, path: str | Path, state: dict[str, Any] | None = None) -> Path:
+        """Write :meth:`state` (or a ``state`` kept earlier) atomically: a safetensors file with
+        the arrays as tensors and the rest as JSON (``chainrule.state_file``), the same bytes
+        for the same state."""
+        from .state_file import checkpoint_bytes
 
-        arrays: dict[str, np.ndarray] = {}
-        encoded = _encode(self.state(), arrays, "state")
-        blob = save(arrays, metadata={"format": "chainrule-checkpoint", "format_version": "1",
-                                      "state": json.dumps(encoded)})
-        return atomic_write(path, blob)
+        return atomic_write(path, checkpoint_bytes(self.state() if state is None else state))
 
     def load_checkpoint(self, path: str | Path, train_loader: Any = None) -> None:
-        """Restore a checkpoint written by :meth:`save_checkpoint` (before calling ``fit``)."""
-        from .io import read
+        """Restore a checkpoint written by :meth:`save_checkpoint` (before calling ``fit``).
 
-        arrays, meta = read(path)
-        if meta.get("format") != "chainrule-checkpoint":
-            raise FileFormatError(f"{path}: not a chainrule training checkpoint")
+        The file is checked completely first (its structure, every array finite, the random
+        generators' states, then that it fits this model, optimizer, scheduler and loader:
+        ``chainrule.state_file.read_checkpoint`` and ``check_fits``), so a damaged, forged or
+        mismatched file raises :class:`FileFormatError` naming it and leaves the trainer as it
+        was.
+        """
+        from .state_file import check_fits, read_checkpoint
+
+        loader = train_loader if train_loader is not None else self._loader
+        if not (hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict")):
+            loader = None
+        state = read_checkpoint(path)
+        check_fits(state, str(path), model=self.model, optimizer=self.optimizer,
+                   scheduler=self.scheduler, loader=loader)
+        # The optimizer judges its own options and the loader whether the state is its own;
+        # undo the optimizer if the loader refuses, so that nothing changes on failure.
+        before = self.optimizer.state_dict()
         try:
-            state = _decode(json.loads(meta["state"]), arrays)
-            self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            if self.scheduler is not None and state["scheduler"] is not None:
-                self.scheduler.load_state_dict(state["scheduler"])
-            _random.default_generator.set_state(state["rng"])
-            loader = train_loader if train_loader is not None else self._loader
-            if loader is not None and state["loader"] is not None:
-                loader.load_state_dict(state["loader"])
-            h = state["history"]
-            self.history = History(epochs=h["epochs"], best_epoch=h["best_epoch"],
-                                   best_value=h["best_value"], stopped_early=h["stopped_early"])
-            self.epoch = int(state["epoch"])
-            self._bad_epochs = int(state["bad_epochs"])
-            self._best_state = state["best_state"]
-        except FileFormatError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
+            try:
+                if loader is not None and state["loader"] is not None:
+                    loader.load_state_dict(state["loader"])
+            except BaseException:
+                self.optimizer.load_state_dict(before)
+                raise
+        except Exception as exc:  # noqa: BLE001 - whatever the objects refuse is a file defect
             raise FileFormatError(f"{path}: checkpoint does not fit this run ({exc})") from None
-
+        # Checked by check_fits and read_checkpoint: none of this can fail.
+        self.model.load_state_dict(state["model"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        _random.default_generator.set_state(state["rng"])
+        h = state["history"]
+        self.history = History(epochs=h["epochs"], best_epoch=h["best_epoch"],
+                               best_value=h["best_value"], stopped_early=h["stopped_early"],
+                               baseline=h.get("baseline"))
+        self.epoch = state["epoch"]
+        self._bad_epochs = state["bad_epochs"]
+        self._best_state = state["best_state"]
 
 def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
         train_data: Any, val_data: Any = None, *, epochs: int = 10, **options: Any) -> History:
@@ -401,6 +432,23 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
     A convenience wrapper over :class:`Trainer` (the keyword options are its arguments).
     """
     return Trainer(model, loss_fn, optimizer, **options).fit(train_data, val_data, epochs)
+
+
+def _all_finite(params: Sequence[Any]) -> bool:
+    return all(bool(np.isfinite(to_numpy(p.data)).all()) for p in params)
+
+
+def _copy_state(obj: Any) -> Any:
+    """A deep copy of :meth:`Trainer.state` (arrays copied, so later steps cannot change it)."""
+    if isinstance(obj, dict):
+        return {k: _copy_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_copy_state(v) for v in obj)
+    if isinstance(obj, Tensor):
+        return np.array(to_numpy(obj.data), copy=True)
+    if hasattr(obj, "shape") and hasattr(obj, "copy") and not np.isscalar(obj):
+        return obj.copy()
+    return obj
 
 
 # --------------------------------------------------------------------------- display

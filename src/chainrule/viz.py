@@ -44,29 +44,39 @@ def predict_grid(model: Any, xlim: tuple[float, float], ylim: tuple[float, float
     Returns ``(xx, yy, classes)``, each of shape (resolution, resolution). One output gives
     sign(h(x)) in {-1, +1} (0 counted as +1); K outputs give argmax_i f_i.
     """
-    import chainrule as cr
-
     xs = np.linspace(*xlim, resolution)
     ys = np.linspace(*ylim, resolution)
     xx, yy = np.meshgrid(xs, ys)
     grid = np.column_stack([xx.ravel(), yy.ravel()])
+    return xx, yy, predict_points(model, grid).reshape(xx.shape)
+
+
+def predict_points(model: Any, X: Any) -> np.ndarray:
+    """Classes of raw points ``X`` (N, 2): sign(h(x)) in {-1, +1} (0 counted as +1) for one
+    output, argmax_i f_i for K; the picture's regions are these."""
+    import chainrule as cr
+
     dtype = _model_dtype(model)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
     try:
         with cr.no_grad():
-            out = np.asarray(model(cr.tensor(grid.astype(dtype))).numpy())
+            out = np.asarray(model(cr.tensor(np.asarray(X).astype(dtype))).numpy())
     finally:
         if was_training and hasattr(model, "train"):
             model.train()
     if out.ndim != 2:
         raise ShapeError(f"the model's output has shape {out.shape}; expected (N, outputs)")
-    classes = np.where(out[:, 0] >= 0, 1, -1) if out.shape[1] == 1 else out.argmax(axis=1)
-    return xx, yy, classes.reshape(xx.shape)
+    return np.where(out[:, 0] >= 0, 1, -1) if out.shape[1] == 1 else out.argmax(axis=1)
 
 
 def _model_dtype(model: Any) -> Any:
+    from .nn import Module
+    from .nn.preprocessing import input_dtype
+
+    if isinstance(model, Module):
+        return input_dtype(model)
     params = list(model.parameters()) if hasattr(model, "parameters") else []
     return params[0].dtype if params else np.float32
 
@@ -75,10 +85,20 @@ def first_layer(model: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """(W, b) of the model's first Linear layer, or None."""
     from . import nn
 
+    scale = shift = None
     for m in model.modules() if hasattr(model, "modules") else []:
+        if isinstance(m, nn.Standardize):      # s = W (x - mean) / scale + b, in raw x
+            shift, scale = m.mean.numpy(), m.scale.numpy()
+        elif isinstance(m, (nn.Impute, nn.OneHot)):
+            return None
         if isinstance(m, nn.Linear):
-            b = m.bias.numpy() if m.bias is not None else np.zeros(m.weight.shape[0])
-            return m.weight.numpy(), b
+            W = m.weight.numpy().astype(np.float64)
+            b = m.bias.numpy().astype(np.float64) if m.bias is not None else \
+                np.zeros(m.weight.shape[0])
+            if scale is not None:
+                W = W / scale
+                b = b - W @ shift
+            return W, b
     return None
 
 

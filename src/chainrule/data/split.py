@@ -141,10 +141,11 @@ def split_indices(n: int, y: Any = None, *, fractions: Any = None, test_size: An
         if y is None:
             raise InvalidValueError("stratify=True needs the labels y")
         labels = np.asarray(y.data if isinstance(y, Tensor) else y)
-        if infer_task(labels) != "classification":
+        if labels.dtype.kind == "f" and not (np.isfinite(labels).all()
+                                             and np.all(labels == np.round(labels))):
             raise InvalidValueError(
-                "stratify=True needs class labels, but y looks like a regression target "
-                "(not integer-valued, or more than 20 distinct values); pass stratify=False"
+                "stratify=True needs class labels, but y holds non-integer numbers (a "
+                "regression target); pass stratify=False"
             )
         classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         if n_test + n_val > 0 and counts.min() < 2:

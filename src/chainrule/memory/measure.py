@@ -60,7 +60,7 @@ def training_step(model: Any, optimizer: Any, x: Tensor, y: Tensor,
     return loss, kept
 
 
-def measure_step(model: Any, batch_size: int, *, optimizer: str = "sgd",
+def measure_step(model: Any, batch_size: int, *, optimizer: Any = "sgd",
                  checkpoint_segments: int | None = None, zero_grad_first: bool = False,
                  seed: int = 0) -> MeasuredStep:
     """Measure the peak memory of a real training step of ``model`` with tracemalloc.
@@ -74,7 +74,9 @@ def measure_step(model: Any, batch_size: int, *, optimizer: str = "sgd",
         model: as for :func:`estimate`.
         batch_size: samples per step.
         optimizer: a name, as for :func:`estimate` (with PyTorch's default options; "sgd" and
-            "momentum" use lr 0.01, momentum 0.9).
+            "momentum" use lr 0.01, momentum 0.9), or an optimizer instance, whose class and
+            options (``defaults``) are used on the model's parameters (the instance itself is
+            not touched).
         checkpoint_segments: see :func:`training_step`.
         zero_grad_first: clear the gradients before the forward instead of after it.
         seed: for the batch.
@@ -87,11 +89,18 @@ def measure_step(model: Any, batch_size: int, *, optimizer: str = "sgd",
     from ..checkpoint import _generators
 
     batch_size = _check_batch(batch_size)
-    key = str(optimizer).lower().replace("-", "").replace("_", "")
-    if key not in _OPTIMIZERS:
-        raise InvalidValueError(f"unknown optimizer {optimizer!r}; expected one of "
-                                f"{sorted(_OPTIMIZERS)}")
-    cls, kwargs = _OPTIMIZERS[key]
+    if isinstance(optimizer, str):
+        key = optimizer.lower().replace("-", "").replace("_", "")
+        if key not in _OPTIMIZERS:
+            raise InvalidValueError(f"unknown optimizer {optimizer!r}; expected one of "
+                                    f"{sorted(_OPTIMIZERS)}")
+        name, kwargs = _OPTIMIZERS[key]
+        cls = getattr(optim, name)
+    elif isinstance(optimizer, optim.Optimizer):
+        cls, kwargs = type(optimizer), dict(optimizer.defaults)
+    else:
+        raise InvalidValueError(f"optimizer must be a name or an Optimizer, got "
+                                f"{type(optimizer).__name__}")
     params = list(model.parameters())
     dtype = _model_dtype(model)
     d_in = _children(model)[0].in_features
@@ -115,12 +124,12 @@ def measure_step(model: Any, batch_size: int, *, optimizer: str = "sgd",
         # Warm up outside the measurement (first calls allocate caches), then clear.
         for p in params:
             p.grad = None
-        step(getattr(optim, cls)(params, **kwargs), *batch(2))
+        step(cls(params, **kwargs), *batch(2))
         for p in params:
             p.grad = None
         p_bytes = sum(int(p.data.nbytes) for p in params)
         with track() as whole:
-            opt = getattr(optim, cls)(params, **kwargs)
+            opt = cls(params, **kwargs)
             x, y = batch(batch_size)
             step(opt, x, y)  # creates the gradients and the optimizer state
             if zero_grad_first:

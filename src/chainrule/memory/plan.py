@@ -38,7 +38,7 @@ _WORK = {  # name: ((forward bytes, itemsizes), (VJP small, VJP large, in itemsi
     "Linear": ((0, 0), (0, 0)),           # x W^T into its output, bias added in place
     "ReLU": ((0, 0), (0, 0)),             # maximum; VJP [y > 0] into its result, times g
     "Tanh": ((0, 0), (0, 0)),             # VJP y^2 into its result, then 1 - it, times g
-    "Sigmoid": ((0, 1), (2, 1)),          # tanh(x * 0.5); VJP g * y * (1 - y)
+    "Sigmoid": ((1, 1), (2, 1)),          # exp(-|x|) and the mask x >= 0; VJP g * y * (1 - y)
     "LeakyReLU": ((0, 1), (1, 1)),        # where(mask, x, x * slope); likewise its VJP
     "Dropout": ((8, 0), (0, 0)),          # a float64 uniform draw per element; VJP g * mask
 }
@@ -48,8 +48,11 @@ _ELIDE_BYTES = 256 * 1024
 # computation; a ReLU mask is made only for backward).
 _MASK_ALWAYS = ("Dropout", "LeakyReLU")
 # Python objects (tensors, nodes, tuples, optimizer bookkeeping), which tracemalloc counts too:
-# a fixed part, a part per module, a part per optimizer state array. Only small models notice.
-_OVERHEAD = (6500, 550, 140)
+# a fixed part, a part per module, a part per optimizer state array, fitted (least squares) to
+# measured steps of MLPs of 2 to 33 layers of width 8 to 64 at batch 8, where they are most of
+# the step: nn.MLP's one fused node, and the chain of nodes (dropout, checkpointing), which makes
+# more objects per module. Only small models notice.
+_OVERHEAD = {True: (3900, 490, 87), False: (2400, 765, 26)}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,12 @@ class _Layer:
     fwd_work: int           # temporaries of its forward
     bwd_work: tuple[int, int]  # temporaries of its VJP: below and above _ELIDE_BYTES
     params: tuple[int, ...]  # bytes of each parameter (not per sample)
+    in_place: bool = False  # its forward overwrites its input (inside nn.MLP's fused node)
+    grad_in_place: bool = False  # its VJP scales the incoming gradient in place (likewise)
+    # bytes per element of the buffer NumPy's buffered ufunc loop needs (see _ufunc_buffer) in
+    # its forward (the bias broadcast over the batch) and in its VJP (a boolean mask cast)
+    fwd_buffer: int = 0
+    bwd_buffer: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,22 @@ class _Plan:
     itemsize: int
     label_itemsize: int = 8
     flat_params: bool = False  # the parameters tile one array (nn.MLP's): see _flat_update
+    fused: bool = False  # the chain runs as nn.MLP's one fused node (see _as_fused)
+
+
+# NumPy runs a ufunc whose operands need broadcasting or casting (the bias added to x W^T, a
+# boolean mask multiplied into a float array, the softmax divided by its row sums) through an
+# iterator with a buffer per such operand: np.getbufsize() elements (8192) at most, and about
+# 1.1 KiB of iterator beside it. A constant, which only small networks notice.
+_BUFFER_OVERHEAD = 1136
+
+
+def _ufunc_buffer(elements: int, item_bytes: int) -> int:
+    """Bytes of the buffer of one buffered ufunc call over ``elements`` elements whose buffered
+    operand has ``item_bytes`` bytes per element (0: the call needs no buffer)."""
+    if not item_bytes or not elements:
+        return 0
+    return min(elements, np.getbufsize()) * item_bytes + _BUFFER_OVERHEAD
 
 
 def _work(name: str, itemsize: int) -> tuple[int, tuple[int, int]]:
@@ -86,7 +111,8 @@ def _work(name: str, itemsize: int) -> tuple[int, tuple[int, int]]:
 def _linear_layer(d_in: int, d_out: int, bias: bool, itemsize: int) -> _Layer:
     """linear saves its input (for dW) and the weight (a parameter: free)."""
     params = (d_out * d_in * itemsize,) + ((d_out * itemsize,) if bias else ())
-    return _Layer("Linear", d_out * itemsize, True, False, 0, 0, (0, 0), params)
+    return _Layer("Linear", d_out * itemsize, True, False, 0, 0, (0, 0), params,
+                  fwd_buffer=itemsize if bias else 0)
 
 
 def _trace_layer(module: Any, in_shape: tuple[int, ...], dtype: np.dtype) -> tuple[_Layer, tuple]:
@@ -136,20 +162,44 @@ def _trace_layer(module: Any, in_shape: tuple[int, ...], dtype: np.dtype) -> tup
     params = tuple(int(p.data.nbytes) for p in module.parameters()) \
         if hasattr(module, "parameters") else ()
     layer = _Layer(name, per["out"], sizes[4]["saves_input"], saves_output, per["internal"],
-                   fwd * elems, (bwd[0] * elems, bwd[1] * elems), params)
+                   fwd * elems, (bwd[0] * elems, bwd[1] * elems), params,
+                   bwd_buffer=1 if name == "ReLU" else 0)  # [y > 0] cast into a float array
     return layer, out_shape
 
 
-def _as_fused(layer: _Layer, module: Any) -> _Layer:
-    """``layer`` as it runs inside nn.MLP's fused ``mlp`` node (``chainrule.ops.mlp``). The node
-    keeps each activation's output, the next layer's input, for the derivative: the same arrays
-    as the chain for ReLU, tanh and sigmoid, whose own VJPs keep their output; but a leaky ReLU
-    (slope >= 0) on its own keeps a boolean mask, which the fused node does not."""
-    from ..nn import LeakyReLU
+def _as_fused(layer: _Layer, module: Any, itemsize: int) -> _Layer:
+    """``layer`` as it runs inside nn.MLP's fused ``mlp`` node (``chainrule.ops.mlp``).
 
-    if type(module) is LeakyReLU and module.negative_slope >= 0:
-        return replace(layer, saves_output=True, internal=0)
+    The node keeps each activation's output, the next layer's input, for the derivative: the
+    same arrays as the chain for ReLU, tanh and sigmoid, whose own VJPs keep their output; but a
+    leaky ReLU (slope >= 0) on its own keeps a boolean mask, which the fused node does not (it
+    makes ``y > 0`` afresh in forward and VJP: a boolean temporary each). The node also works in
+    place where the chain cannot: ReLU and tanh overwrite the fresh product ``x W^T + b`` (no
+    output array of their own), and ReLU's VJP multiplies the fresh ``delta W`` by the boolean
+    mask ``[y > 0]`` in place (a byte per element instead of a new gradient array)."""
+    from ..nn import LeakyReLU, ReLU, Tanh
+
+    kind = type(module)
+    elems = layer.out // itemsize
+    if kind is ReLU:
+        return replace(layer, in_place=True, grad_in_place=True, bwd_work=(elems, elems),
+                       bwd_buffer=itemsize)
+    if kind is Tanh:
+        return replace(layer, in_place=True)
+    if kind is LeakyReLU and module.negative_slope >= 0:
+        small, large = layer.bwd_work
+        return replace(layer, saves_output=True, internal=0, fwd_work=layer.fwd_work + elems,
+                       bwd_work=(small + elems, large + elems))
     return layer
+
+
+def _last_gradient_fresh(layers: list[_Layer]) -> list[_Layer]:
+    """The fused node's in-place ReLU VJP needs a gradient of its own (``delta W``): an activation
+    after the last Linear (nn.MLP's ``output_activation``) gets the caller's gradient instead,
+    which it must not write into (a new array, as the chain makes)."""
+    last = max((i for i, layer in enumerate(layers) if layer.name == "Linear"), default=-1)
+    return [replace(layer, grad_in_place=False, bwd_work=(0, 0), bwd_buffer=1)
+            if i > last and layer.grad_in_place else layer for i, layer in enumerate(layers)]
 
 
 def _runs_fused(model: Any) -> bool:
@@ -210,94 +260,144 @@ def _plan_of(model: Any, dtype: Any = None, checkpointed: bool = False) -> _Plan
             shape = (m.out_features,)
         else:
             layer, shape = _trace_layer(m, shape, dt)
-            layers.append(_as_fused(layer, m) if fused else layer)
+            layers.append(_as_fused(layer, m, s) if fused else layer)
     if len(shape) != 1:
         raise InvalidValueError(f"memory estimate: the model's output must be (N, classes) "
                                 f"logits, got per-sample shape {shape}")
     from ..optim._flat import find_layout
 
     flat = find_layout(list(model.parameters())).base is not None
-    return _Plan(tuple(layers), mods[0].in_features * s, shape[0], s, flat_params=flat)
+    return _Plan(tuple(_last_gradient_fresh(layers)), mods[0].in_features * s, shape[0], s,
+                 flat_params=flat, fused=fused)
+
+
+_PROBE = 8  # the width at which _mlp_plan profiles a hidden layer's modules
 
 
 def _mlp_plan(sizes: Sequence[int], activation: Any = "relu", dtype: Any = "float32",
               dropout: float = 0.0, bias: bool = True, checkpointed: bool = False) -> _Plan:
-    """The plan of ``nn.MLP(sizes, activation, dropout=dropout)`` without building its weights
-    (its layers as they run in the fused node when no dropout is active, unless
-    ``checkpointed``)."""
-    from ..nn import Dropout, get_activation
+    """The plan of ``nn.MLP(sizes, activation, dropout=dropout, bias=bias)`` without building
+    its weights: nothing proportional to the network is allocated, so it answers for any sizes
+    in microseconds (the arithmetic is Python's exact integers).
+
+    The modules after a hidden Linear (the activation, a dropout) are elementwise: they are
+    profiled once on a tiny MLP of width ``_PROBE`` and scaled to each layer's width. That tiny
+    MLP also says whether the network runs as one fused node (see ``_runs_fused``), unless
+    ``checkpointed``."""
+    from ..nn import MLP, Linear
+    from ..random import Generator
 
     dt = np.dtype(dtype)
     s = dt.itemsize
-    profiles: dict[Any, _Layer] = {}
+    probe = MLP([_PROBE] * 3, activation=activation, dropout=dropout, bias=bias, dtype=dt,
+                generator=Generator(0))
+    fused = not checkpointed and _runs_fused(probe)
+    mods = list(probe)
+    between = mods[1:next(i for i in range(1, len(mods)) if isinstance(mods[i], Linear))]
+    profiles = [(m, _trace_layer(m, (_PROBE,), dt)[0]) for m in between]
     layers = []
     for l in range(1, len(sizes)):
         layers.append(_linear_layer(sizes[l - 1], sizes[l], bias, s))
         if l < len(sizes) - 1:
-            mods = [get_activation(activation)] + ([Dropout(dropout)] if dropout > 0 else [])
-            for m in mods:
-                key = (type(m).__name__, sizes[l])
-                if key not in profiles:
-                    layer = _trace_layer(m, (sizes[l],), dt)[0]
-                    # (nn.MLP runs as one fused node when no dropout is active)
-                    fused = dropout == 0 and not checkpointed
-                    profiles[key] = _as_fused(layer, m) if fused else layer
-                layers.append(profiles[key])
-    return _Plan(tuple(layers), sizes[0] * s, sizes[-1], s, flat_params=True)
+            for m, layer in profiles:
+                scaled = _scaled(layer, sizes[l], _PROBE)
+                layers.append(_as_fused(scaled, m, s) if fused else scaled)
+    return _Plan(tuple(layers), sizes[0] * s, sizes[-1], s, flat_params=True, fused=fused)
+
+
+def _scaled(layer: _Layer, width: int, probe: int) -> _Layer:
+    """An elementwise module's profile at width ``probe`` scaled to ``width``: every per-sample
+    size is a per-element size times the width."""
+    def scale(n: int) -> int:
+        return n * width // probe
+
+    return replace(layer, out=scale(layer.out), internal=scale(layer.internal),
+                   fwd_work=scale(layer.fwd_work),
+                   bwd_work=(scale(layer.bwd_work[0]), scale(layer.bwd_work[1])))
 
 
 # ---------------------------------------------------------------------------- optimizer state
 
-_OPT_STATE = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2, "rmsprop": 1, "adagrad": 1}
-
-
 # The optimizer each name stands for (class in chainrule.optim, options): what measure_step
-# builds, and what _flat_update asks about its update.
+# builds, and what the step model asks about its state and its update.
 _OPTIMIZERS = {"sgd": ("SGD", {"lr": 0.01}), "momentum": ("SGD", {"lr": 0.01, "momentum": 0.9}),
                "adam": ("Adam", {}), "adamw": ("AdamW", {}), "rmsprop": ("RMSprop", {}),
                "adagrad": ("Adagrad", {})}
+
+
+def _optimizer(optimizer: Any) -> Any:
+    """``optimizer`` as an optimizer instance: a name of ``_OPTIMIZERS`` stands for that class
+    with those options (on a dummy parameter); an instance is returned as it is."""
+    if isinstance(optimizer, str):
+        key = optimizer.lower().replace("-", "").replace("_", "")
+        if key not in _OPTIMIZERS:
+            raise InvalidValueError(f"unknown optimizer {optimizer!r}; expected one of "
+                                    f"{sorted(_OPTIMIZERS)} or an optimizer instance")
+        from .. import optim
+        from ..nn import Parameter
+
+        name, kwargs = _OPTIMIZERS[key]
+        return getattr(optim, name)([Parameter(np.zeros(1))], **kwargs)
+    if getattr(optimizer, "param_groups", None) is None:
+        raise InvalidValueError(f"optimizer must be a name or an Optimizer, got "
+                                f"{type(optimizer).__name__}")
+    return optimizer
 
 
 def _flat_update(optimizer: Any, param_bytes: list[int]) -> bool:
     """Whether ``optimizer`` updates parameters that tile one array (of these sizes, in bytes)
     on its flat path (``chainrule.optim._flat``): it then keeps a gradient buffer of the group's
     size between steps, and its temporaries are group-sized."""
-    from .. import optim
-    from ..nn import Parameter
     from ..optim._flat import flat_limit
 
-    if isinstance(optimizer, str):
-        name, kwargs = _OPTIMIZERS[optimizer.lower().replace("-", "").replace("_", "")]
-        optimizer = getattr(optim, name)([Parameter(np.zeros(1))], **kwargs)
-    groups = getattr(optimizer, "param_groups", None)
-    if not groups or len(groups) != 1 or len(param_bytes) < 3:
+    opt = _optimizer(optimizer)
+    groups = opt.param_groups
+    if len(groups) != 1 or len(param_bytes) < 3:
         return False
-    calls = type(optimizer)._flat_calls(groups[0])
+    calls = type(opt)._flat_calls(groups[0])
     return sum(param_bytes) <= flat_limit(calls, len(param_bytes))
 
 
-def _optimizer_factor(optimizer: Any) -> tuple[float, int]:
-    """(state arrays per parameter, parameter-sized temporaries during the update)."""
-    if isinstance(optimizer, str):
-        key = optimizer.lower().replace("-", "").replace("_", "")
-        if key not in _OPT_STATE:
-            raise InvalidValueError(f"unknown optimizer {optimizer!r}; expected one of "
-                                    f"{sorted(_OPT_STATE)} or an optimizer instance")
-        return _OPT_STATE[key], 1
+def _optimizer_factor(optimizer: Any) -> int:
+    """The state arrays the optimizer keeps per parameter, each of the parameter's size."""
     from .. import optim
 
-    groups = getattr(optimizer, "param_groups", None)
-    if groups is None:
-        raise InvalidValueError(f"optimizer must be a name or an Optimizer, got "
-                                f"{type(optimizer).__name__}")
-    g = groups[0]
-    decay = 1 if g.get("weight_decay", 0.0) and not isinstance(optimizer, optim.AdamW) else 0
-    if isinstance(optimizer, optim.SGD):
-        return (1 if g["momentum"] else 0), 1 + decay
-    if isinstance(optimizer, (optim.Adam, optim.AdamW)):
-        return 2 + (1 if g["amsgrad"] else 0), 1 + decay
-    if isinstance(optimizer, optim.RMSprop):
-        return 1 + (g["momentum"] > 0) + bool(g["centered"]), 1 + decay
-    if isinstance(optimizer, optim.Adagrad):
-        return 1, 1 + decay
-    return 2, 2  # an unknown optimizer: assume Adam-like
+    opt = _optimizer(optimizer)
+    g = opt.param_groups[0]
+    if isinstance(opt, optim.SGD):
+        return 1 if g["momentum"] else 0
+    if isinstance(opt, (optim.Adam, optim.AdamW)):
+        return 2 + (1 if g["amsgrad"] else 0)
+    if isinstance(opt, optim.RMSprop):
+        return 1 + (g["momentum"] > 0) + bool(g["centered"])
+    if isinstance(opt, optim.Adagrad):
+        return 1
+    return 2  # an unknown optimizer: assume Adam-like
+
+
+def _update_temps(optimizer: Any, flat: bool, nbytes: int) -> int:
+    """The most arrays of the updated array's size (``nbytes``: a parameter's, or the group's on
+    the flat path) that the update holds at once beside the state and the gradients, following
+    ``sgd_update``, ``adam_update``, ``rmsprop_update`` and ``adagrad_update``.
+
+    Adam, RMSprop and Adagrad work in one scratch array, plus the decayed gradient (``decayed_grad``
+    makes a new one with weight decay, AdamW's excepted, or maximize). SGD computes ``lr * d_p``
+    into a new array, unless ``d_p`` is an array of its own: the decayed gradient, or on the flat
+    path the gathered one (then it scales that in place and needs nothing); momentum scales its
+    buffer into a new one, and Nesterov's ``d_p + momentum * buf`` makes two (one when NumPy
+    reuses the temporary in place, above 256 KiB)."""
+    from .. import optim
+
+    opt = _optimizer(optimizer)
+    g = opt.param_groups[0]
+    decay = g.get("weight_decay", 0.0) != 0.0 and not isinstance(opt, optim.AdamW)
+    decayed = int(decay or bool(g.get("maximize", False)))
+    if isinstance(opt, optim.SGD):
+        if g["momentum"] == 0.0:
+            return decayed if flat else 1
+        if g["nesterov"]:
+            return decayed + (1 if nbytes >= _ELIDE_BYTES else 2)
+        return max(decayed + (g["dampening"] != 0.0), 1)
+    if isinstance(opt, (optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad)):
+        return 1 + decayed
+    return 2  # an unknown optimizer: assume Adam-like

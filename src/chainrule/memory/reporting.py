@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidValueError
-from .plan import _mlp_plan, _optimizer_factor
+from .plan import _mlp_plan, _optimizer
 from .step_model import _CATEGORIES, MemoryEstimate, _check_batch, _check_segments, _from_plan, \
     _largest_batch
 from .units import format_bytes, parse_bytes
@@ -138,7 +138,7 @@ def report(hidden: Sequence[int], input_dim: int, classes: int,
     bs = [_check_batch(b) for b in batch_sizes]
     if not bs:
         raise InvalidValueError("memory report: give at least one batch size")
-    _optimizer_factor(optimizer)
+    _optimizer(optimizer)
     dt = np.dtype(dtype)
     if dt.kind != "f":
         raise InvalidValueError(f"memory report: dtype must be floating, got {dt}")

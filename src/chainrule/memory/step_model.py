@@ -1,4 +1,5 @@
-"""The model of a training step's memory: ``estimate`` and ``max_batch_size``.
+"""The model of a training step's memory: ``estimate``, ``estimate_mlp`` (from sizes alone) and
+``max_batch_size``.
 
 A training step is modelled as a sequence of allocations and frees of whole arrays, following the
 engine step by step (see the comment in ``plan``); the predicted peak is the largest total over
@@ -7,7 +8,7 @@ that sequence.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,8 @@ import numpy as np
 
 from ..errors import InvalidValueError
 from .plan import (
-    _OVERHEAD, _ELIDE_BYTES, _MASK_ALWAYS, _flat_update, _optimizer_factor, _Plan, _plan_of,
+    _OVERHEAD, _ELIDE_BYTES, _MASK_ALWAYS, _flat_update, _mlp_plan, _optimizer,
+    _optimizer_factor, _Plan, _plan_of, _ufunc_buffer, _update_temps,
 )
 from .units import parse_bytes
 
@@ -97,7 +99,8 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
     s = plan.itemsize
     param_sizes = [p for layer in layers for p in layer.params]
     P = sum(param_sizes)
-    state_factor, opt_temps = _optimizer_factor(optimizer)
+    optimizer = _optimizer(optimizer)
+    state_factor = _optimizer_factor(optimizer)
     S = int(state_factor * P)
     # On the flat path the optimizer keeps a gradient buffer the size of the group, and its
     # temporaries are group-sized.
@@ -105,7 +108,7 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
     if flat:
         S += P
     heap = _Heap()
-    fixed, per_module, per_state = _OVERHEAD
+    fixed, per_module, per_state = _OVERHEAD[plan.fused]
     heap.add("other", fixed + per_module * len(layers)
              + int(per_state * state_factor * len(param_sizes)))
     heap.add("parameters", P)
@@ -127,6 +130,13 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
         if layer.out == 0:
             return cur
         rec = record and recorded[k]
+        buffer = _ufunc_buffer(layer.out // s * B, layer.fwd_buffer)
+        if layer.in_place:  # the output is the input's buffer, overwritten
+            heap.spike(layer.fwd_work * B + buffer)
+            if rec and layer.saves_output:
+                heap.hold(cur, k, saver=True)
+                saved_out[k] = cur
+            return cur
         out = heap.new(layer.out * B)
         temp = 0
         if layer.internal:
@@ -135,7 +145,7 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
                 heap.hold(internals[k], ("mask", k), saver=True)
             elif layer.name in _MASK_ALWAYS:
                 temp += layer.internal * B
-        heap.spike(temp + layer.fwd_work * B)
+        heap.spike(temp + layer.fwd_work * B + buffer)
         if rec and layer.saves_input:
             heap.hold(cur, k, saver=True)
             saved_in[k] = cur
@@ -149,10 +159,18 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
         layer = layers[k]
         if layer.out == 0 or not recorded[k]:
             return g
+        small, large = layer.bwd_work
+        work = (large if layer.out * B >= _ELIDE_BYTES else small) * B \
+            + _ufunc_buffer(layer.out // s * B, layer.bwd_buffer)
+        if layer.grad_in_place:  # g is scaled in place: it is the input gradient
+            heap.spike(work)
+            for saved in (saved_in.pop(k, None), saved_out.pop(k, None)):
+                if saved is not None:
+                    heap.let_go(saved, k)
+            return g
         dx = heap.new(saved_in_size[k] * B) if input_grad[k] else None
         heap.add("gradients", sum(layer.params))
-        small, large = layer.bwd_work
-        heap.spike((large if layer.out * B >= _ELIDE_BYTES else small) * B)
+        heap.spike(work)
         mask = internals.pop(k, None)
         if mask is not None:
             heap.let_go(mask, ("mask", k))
@@ -194,11 +212,16 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
     labels = heap.new(plan.label_itemsize * B, "ce")
     heap.hold(probs, "ce", saver=True)
     heap.hold(labels, "ce", saver=True)
-    heap.spike((8 + 3 * s) * B)  # row indices, row maxima, picked logits, sums (exp in place)
+    # row indices, row maxima, picked logits, sums (exp in place); the buffer of dividing the
+    # exponentials by their row sums
+    heap.spike((8 + 3 * s) * B + _ufunc_buffer(C * B, s))
     heap.let_go(cur, "cur")
     if not zero_grad_first:
         heap.add("gradients", -P)
     g = heap.new(C * s * B)  # dlogits
+    if plan.fused:  # the engine holds a node's incoming gradient through its VJP: the whole net
+        heap.hold(g, "engine")
+        dlogits = g
     heap.spike((8 + 2 * s) * B)
     heap.let_go(probs, "ce")
     heap.let_go(labels, "ce")
@@ -208,6 +231,8 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
         if i == len(pieces) - 1:
             for k in range(b - 1, a - 1, -1):
                 g = backward(k, g)
+            if plan.fused:
+                heap.let_go(dlogits, "engine")
             continue
         # A checkpoint's VJP: recompute the segment with recording, then backpropagate through
         # it while the outer loop still holds the segment's output gradient.
@@ -224,10 +249,10 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
         heap.let_go(checkpoints[i], ("ckpt", i))
     heap.let_go(g, "cur")
 
-    # The update: one parameter-sized temporary at a time (two with weight decay), or
-    # group-sized ones on the flat path.
+    # The update: parameter-sized temporaries, one parameter at a time, or group-sized ones on
+    # the flat path.
     largest = P if flat else max(param_sizes, default=0)
-    heap.spike(opt_temps * largest)
+    heap.spike(_update_temps(optimizer, flat, largest) * largest)
     sizes = dict(parameters=P, gradients=P, optimizer_state=S,
                  batch=(plan.x + plan.label_itemsize) * B)
     return heap, sizes
@@ -348,20 +373,96 @@ def estimate(model: Any, batch_size: int, dtype: Any = None, *, optimizer: Any =
                       bool(zero_grad_first))
 
 
+def _check_sizes(sizes: Any, what: str) -> list[int]:
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+        raise InvalidValueError(f"{what}: sizes must be a list of at least two layer widths, "
+                                f"got {sizes!r}")
+    for n in sizes:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise InvalidValueError(f"{what}: layer widths must be positive integers, got "
+                                    f"{list(sizes)}")
+    return [int(n) for n in sizes]
+
+
+def _floating(dtype: Any, what: str) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise InvalidValueError(f"{what}: not a dtype: {dtype!r}") from exc
+    if dt.kind != "f":
+        raise InvalidValueError(f"{what}: dtype must be floating, got {dt}")
+    return dt
+
+
+def estimate_mlp(sizes: Sequence[int], batch_size: int, *, activation: Any = "relu",
+                 dtype: Any = "float32", optimizer: Any = "adam", dropout: float = 0.0,
+                 checkpoint_segments: int | None = None,
+                 zero_grad_first: bool = False) -> MemoryEstimate:
+    """Predict one training step of ``nn.MLP(sizes, activation=activation, dropout=dropout,
+    dtype=dtype)`` from its sizes alone, without building it.
+
+    The same prediction as :func:`estimate` of that model (tested equal, field by field), but
+    nothing proportional to the network is allocated: the arithmetic is exact Python integers,
+    so ``estimate_mlp([784, 10**9, 10], 32)`` answers (about 3 TiB) in microseconds. This is the
+    check to run before allocating a model whose size comes from a user.
+
+    Args:
+        sizes: layer widths, input first and classes last (at least two).
+        batch_size: samples per step.
+        activation: the hidden activation, as ``nn.MLP`` takes it. Default: "relu".
+        dtype: the floating dtype of parameters and activations. Default: "float32".
+        optimizer: a name or an optimizer instance, as for :func:`estimate`. Default: "adam".
+        dropout: dropout probability after each hidden activation. Default: 0.
+        checkpoint_segments: activation checkpointing with this many segments (None or 1:
+            none), as ``nn.MLP(..., checkpoint_segments=k)`` runs it.
+        zero_grad_first: as for :func:`estimate`.
+
+    Returns:
+        A :class:`MemoryEstimate`.
+
+    Raises:
+        InvalidValueError: sizes that are not positive integers, a batch size that is not, a
+            non-floating dtype, an unknown activation or optimizer, dropout outside [0, 1).
+    """
+    widths = _check_sizes(sizes, "estimate_mlp")
+    batch_size = _check_batch(batch_size)
+    segments = _check_segments(checkpoint_segments)
+    dt = _floating(dtype, "estimate_mlp")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)) \
+            or not 0 <= dropout < 1:
+        raise InvalidValueError(f"estimate_mlp: dropout must be a probability in [0, 1), got "
+                                f"{dropout!r}")
+    optimizer = _optimizer(optimizer)
+    plan = _mlp_plan(widths, activation, dt, float(dropout), checkpointed=segments > 1)
+    return _from_plan(plan, batch_size, segments, optimizer, bool(zero_grad_first))
+
+
+_NO_LIMIT = 1 << 62
+
+
 def _largest_batch(plan: _Plan, budget: int, segments: int, optimizer: Any,
-                   zero_grad_first: bool, limit: int = 1 << 40) -> int:
+                   zero_grad_first: bool, limit: int | None = None) -> int:
+    """The largest batch in [1, limit] whose step fits ``budget`` (0: none), by doubling and
+    bisection (the peak grows with the batch)."""
+    optimizer = _optimizer(optimizer)
+    limit = _NO_LIMIT if limit is None else limit
+
     def fits(b: int) -> bool:
         return _from_plan(plan, b, segments, optimizer, zero_grad_first).peak <= budget
 
     if not fits(1):
         return 0
-    lo = 1
-    hi = 2
-    while hi <= limit and fits(hi):
+    lo, hi = 1, 2  # fits(lo); hi: the next candidate
+    while True:
+        if hi >= limit:
+            if fits(limit):
+                return limit
+            hi = limit
+            break
+        if not fits(hi):
+            break
         lo, hi = hi, hi * 2
-    if hi > limit:
-        return lo
-    while hi - lo > 1:  # the peak grows with the batch: fits(lo), not fits(hi)
+    while hi - lo > 1:  # fits(lo), not fits(hi)
         mid = (lo + hi) // 2
         if fits(mid):
             lo = mid
@@ -371,8 +472,8 @@ def _largest_batch(plan: _Plan, budget: int, segments: int, optimizer: Any,
 
 
 def max_batch_size(model: Any, budget_bytes: int | str, checkpoint_segments: int | None = None,
-                   *, dtype: Any = None, optimizer: Any = "sgd",
-                   zero_grad_first: bool = False) -> int:
+                   *, dtype: Any = None, optimizer: Any = "sgd", zero_grad_first: bool = False,
+                   limit: int | None = None) -> int:
     """The largest batch whose training step :func:`estimate` puts within ``budget_bytes``.
 
     Args:
@@ -380,14 +481,20 @@ def max_batch_size(model: Any, budget_bytes: int | str, checkpoint_segments: int
         budget_bytes: a byte count, or a string for :func:`parse_bytes` (``"2GiB"``).
         checkpoint_segments: as for :func:`estimate` (None: the model's own setting).
         dtype, optimizer, zero_grad_first: as for :func:`estimate`.
+        limit: the largest batch worth having (the number of training rows, say): the answer
+            is at most this. None: no cap.
 
     Returns:
-        The batch size, or 0 when not even one sample fits (the parameters alone may not).
+        The batch size (at most ``limit``), or 0 when not even one sample fits (the parameters
+        alone may not).
     """
     budget = parse_bytes(budget_bytes)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
+                              or limit < 1):
+        raise InvalidValueError(f"limit must be a positive integer or None, got {limit!r}")
     if checkpoint_segments is None:
         checkpoint_segments = getattr(model, "checkpoint_segments", None)
     segments = _check_segments(checkpoint_segments)
-    _optimizer_factor(optimizer)
+    optimizer = _optimizer(optimizer)
     return _largest_batch(_plan_of(model, dtype, segments > 1), budget, segments, optimizer,
-                          bool(zero_grad_first))
+                          bool(zero_grad_first), None if limit is None else int(limit))

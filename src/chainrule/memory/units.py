@@ -44,8 +44,11 @@ def parse_bytes(text: str | int | float) -> int:
 
 
 def format_bytes(n: float) -> str:
-    """``n`` bytes in binary units with three significant digits: ``"1.50 GiB"``."""
-    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+    """``n`` bytes in binary units with three significant digits: ``"1.5 GiB"``; never in
+    exponent notation (``"1,270 EiB"`` past the largest unit)."""
+    for unit, size in (("EiB", 1024**6), ("PiB", 1024**5), ("TiB", 1024**4), ("GiB", 1024**3),
+                       ("MiB", 1024**2), ("KiB", 1024)):
         if abs(n) >= size:
-            return f"{n / size:.3g} {unit}"
+            text = f"{n / size:.3g}"
+            return f"{text if 'e' not in text else f'{n / size:,.0f}'} {unit}"
     return f"{int(n)} B"

@@ -21,6 +21,7 @@ from .loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeLoss, MSELoss, NLLLoss, SquareLoss,
 )
 from .module import LAYERS, LoadResult, Module, Parameter, build, register_layer
+from .preprocessing import Impute, OneHot, Standardize
 
 __all__ = [
     "Module", "Parameter", "LoadResult", "LAYERS", "build", "register_layer",
@@ -28,5 +29,5 @@ __all__ = [
     "Identity", "Sign", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "Softplus", "GELU",
     "SiLU", "Softmax", "LogSoftmax", "ACTIVATIONS", "get_activation", "activation_name",
     "MSELoss", "SquareLoss", "HingeLoss", "CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss",
-    "BCELoss", "functional", "init",
+    "BCELoss", "functional", "init", "Standardize", "Impute", "OneHot",
 ]

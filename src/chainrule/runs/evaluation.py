@@ -1,0 +1,54 @@
+"""``chainrule evaluate`` in Python: the metrics of a trained model on a part of its run's exact
+split (replayed from ``split.json``), or on new labelled data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidValueError
+from .model_file import RunModel, load_run_model
+from .source import SPLIT_NAME, read_split, replay
+from .training import evaluate_rows
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, Any]
+    model: RunModel
+    what: str          # "test part of <source>" or the data file
+
+
+def evaluate_run(path: str | Path, part: str = "test", data: str | Path | None = None, *,
+                 header: bool = True, delimiter: str | None = None,
+                 encoding: str | None = None) -> Evaluation:
+    """Metrics of the model in ``path`` (a run directory or a model file).
+
+    Without ``data``, the rows of ``part`` of the run's recorded split are read again from the
+    recorded source (unchanged bytes required): the test metrics equal ``summary.json``'s.
+    With ``data``, every row of that labelled file is scored.
+    """
+    if part not in ("train", "val", "test"):
+        raise InvalidValueError(f"--part must be train, val or test, got {part!r}")
+    rm = load_run_model(path)
+    if data is not None:
+        table = rm.read(data, header=header, delimiter=delimiter, encoding=encoding,
+                        need_target=True)
+        y = rm.targets(table.y, str(data))
+        return Evaluation(evaluate_rows(rm.model, rm.run, table.X, y), rm, f"{data} (all rows)")
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise InvalidValueError(f"{path} is a model file without its run directory; give the "
+                                f"run directory (with {SPLIT_NAME}) or --data FILE")
+    record, split = read_split(run_dir)
+    table = replay(record)
+    rows = split.part(part)
+    if rows.max() >= len(table.X):
+        raise InvalidValueError(f"{run_dir}: the recorded split does not fit the data")
+    from .training import TrainConfig, _encode_targets
+
+    task, y, _ = _encode_targets(table, TrainConfig(task=rm.task))
+    label = record["name"] if record["kind"] == "builtin" else record["path"]
+    return Evaluation(evaluate_rows(rm.model, rm.run, table.X[rows], y[rows]), rm,
+                      f"{part} part of {label}")

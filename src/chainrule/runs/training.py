@@ -1,0 +1,498 @@
+"""``chainrule train`` in Python: :func:`train_run` reads the data, records the exact split, fits
+the preprocessing, checks that the step fits in memory, trains, and fills the run directory.
+
+A run directory holds
+
+``config.json``        every option, resolved, and the library version
+``split.json``         the data source (name and parameters, or path and SHA-256) and the row
+                       indices of the train, val and test parts
+``model.safetensors``  the trained network with its preprocessing layers, and the metadata that
+                       reads raw rows for it (``chainrule.runs.model_file``)
+``checkpoint.safetensors``  model, optimizer, random states, epoch, metrics (for ``--resume``)
+``metrics.jsonl``      one JSON line of metrics per epoch
+``summary.json``       the metrics of every part (computed as ``evaluate`` computes them), time
+``curves.png``, ``confusion.png``, ``boundary.png``   pictures
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..data.reader import Table
+from ..errors import ChainruleError, InvalidValueError
+from . import directory
+from .config import TrainConfig
+from .metrics import compute_metrics
+from .model_file import MODEL_NAME, class_name, predict_outputs, run_metadata, save_run_model
+from .source import Split, load_source, make_split, read_split, replay, write_split
+
+DIVERGENCE_FACTOR = 100.0
+
+
+class TrainingInterrupted(ChainruleError, KeyboardInterrupt):
+    """Ctrl-C: the last finished epoch is checkpointed; the message says how to resume."""
+
+
+@dataclass(eq=False)
+class Prepared:
+    """The data of a run, split and encoded, before any model is built."""
+
+    table: Table
+    record: dict[str, Any]
+    split: Split
+    task: str
+    y: np.ndarray                 # class indices (int64) or float targets
+    num_classes: int | None
+    class_names: list[str] | None
+    notes: list[str]
+
+
+@dataclass
+class Setup:
+    """Data, preprocessing, network, loss and optimizer built from a config."""
+
+    config: TrainConfig
+    data: Prepared
+    model: Any                    # the whole model: preprocessing layers + network
+    network: Any                  # the nn.MLP that is trained
+    loss_name: str
+    prediction: str
+    loss_fn: Any
+    optimizer: Any
+    n_outputs: int
+    features: dict[str, np.ndarray]   # preprocessed inputs of each part (the network's dtype)
+
+
+# --------------------------------------------------------------------------- data
+def prepare_data(config: TrainConfig, run_dir: Path | None = None,
+                 memory_limit: int | None = None) -> Prepared:
+    """Read the rows and split them (or replay the recorded split of ``run_dir``)."""
+    notes: list[str] = []
+    if run_dir is not None:
+        record, split = read_split(run_dir)
+        table = replay(record)
+        builtin_names = _builtin_class_names(record)
+    else:
+        table, record, builtin_names = load_source(config, memory_limit)
+        split = None
+    task, y, classes = _encode_targets(table, config)
+    names = None
+    if classes is not None:
+        names = ([builtin_names[int(c)] for c in classes] if builtin_names
+                 else [class_name(c) for c in classes.tolist()])
+    if split is None:
+        split, note = make_split(len(y), y if task == "classification" else None, config,
+                                 table.test_rows, _split_seed(record))
+        if note:
+            notes.append(note)
+    elif max(int(a.max(initial=-1)) for a in (split.train, split.val, split.test)) >= len(y):
+        raise InvalidValueError(f"{run_dir}: the recorded split does not fit the data")
+    return Prepared(table, record, split, task, y, len(classes) if classes is not None else None,
+                    names, notes)
+
+
+def _split_seed(record: dict[str, Any]) -> int:
+    return 42 if record.get("name") == "mnist1d" else 0
+
+
+def _builtin_class_names(record: dict[str, Any]) -> list[str] | None:
+    if record["kind"] != "builtin":
+        return None
+    from ..data import builtin
+
+    if record["name"] in builtin._SKLEARN:
+        from sklearn import datasets
+
+        raw = getattr(datasets, builtin._SKLEARN[record["name"]][0])()
+        return [str(c) for c in raw.target_names]
+    return None
+
+
+def _encode_targets(table: Table, config: TrainConfig
+                    ) -> tuple[str, np.ndarray, np.ndarray | None]:
+    from ..data.split import infer_task
+
+    y = table.y
+    task = config.task or infer_task(y)
+    if task == "regression":
+        if y.dtype.kind not in "biuf":
+            raise InvalidValueError("--task regression needs numeric targets; the target column "
+                                    "holds text")
+        return task, y.astype(np.float64), None
+    classes, idx = np.unique(y, return_inverse=True)
+    if classes.size < 2:
+        raise InvalidValueError(f"the target has a single class ({classes.tolist()[:1]}); "
+                                "classification needs at least two")
+    if classes.size > 100_000:
+        raise InvalidValueError(f"the target has {classes.size} distinct values; use --task "
+                                "regression for a numeric target")
+    return task, idx.reshape(-1).astype(np.int64), classes
+
+
+# --------------------------------------------------------------------------- model
+def _resolve_loss(config: TrainConfig, task: str, k: int | None) -> tuple[str, str, int]:
+    """(loss, prediction kind, number of outputs)."""
+    loss = config.loss
+    if task == "regression":
+        if loss not in ("auto", "square"):
+            raise InvalidValueError(f"loss {loss!r} needs class labels, but this data set is a "
+                                    "regression task: use --loss square")
+        return "square", "none", 1
+    k = int(k or 0)
+    if loss in ("auto", "cross-entropy"):
+        return "cross-entropy", "argmax", k
+    if loss == "bce":
+        if k != 2:
+            raise InvalidValueError(f"--loss bce is for two classes, this data set has {k}")
+        return "bce", "logit", 1
+    # square: the lecture's sign(h(x)) with labels ±1 for two classes, one-hot targets for K
+    return "square", ("sign" if k == 2 else "argmax"), (1 if k == 2 else k)
+
+
+def _targets(y: np.ndarray, loss: str, k: int, dtype: Any) -> np.ndarray:
+    if loss == "square" and k == 1:
+        return y.astype(dtype).reshape(-1, 1)
+    if loss == "square" and k == 2:
+        return (2.0 * y - 1.0).astype(dtype).reshape(-1, 1)            # labels ±1
+    if loss == "square":
+        return np.eye(k, dtype=dtype)[y]                               # one-hot
+    if loss == "bce":
+        return y.astype(dtype).reshape(-1, 1)
+    return y
+
+
+def network_sizes(config: TrainConfig, data: Prepared) -> list[int]:
+    """Layer sizes of the network (after one-hot expansion of categorical columns)."""
+    schema = data.table.schema
+    width = len(schema.columns) + sum(len(schema.categories[c]) - 1 for c in schema.categories)
+    _, _, n_out = _resolve_loss(config, data.task, data.num_classes)
+    return [width, *config.hidden, n_out]
+
+
+def fit_preprocessing(config: TrainConfig, data: Prepared) -> list[Any]:
+    """Impute / OneHot / Standardize layers fitted on the training rows with scikit-learn."""
+    import chainrule as cr
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    schema = data.table.schema
+    X = data.table.X[data.split.train]
+    d = X.shape[1]
+    layers: list[Any] = []
+    cat = schema.categorical
+    num = [j for j in range(d) if j not in cat]
+    if config.impute is not None:
+        fill = np.zeros(d)
+        for cols, strategy in ((num, config.impute), (cat, "most_frequent")):
+            if not cols:
+                continue
+            empty = [schema.columns[j] for j in cols if np.isnan(X[:, j]).all()]
+            if empty:
+                raise InvalidValueError(f"column(s) {empty} have no values in the training part "
+                                        "to impute from")
+            fill[cols] = SimpleImputer(strategy=strategy).fit(X[:, cols]).statistics_
+        layers.append(cr.nn.Impute(d).set_fill(fill))
+        X = np.where(np.isnan(X), fill, X)
+    if cat:
+        counts = [len(schema.categories[schema.columns[j]]) for j in cat]
+        enc = OneHotEncoder(categories=[np.arange(k, dtype=np.float64) for k in counts],
+                            handle_unknown="error").fit(X[:, cat])
+        layers.append(cr.nn.OneHot(d, cat, [len(c) for c in enc.categories_]))
+    if config.standardize:
+        Z = X
+        if cat:
+            with cr.no_grad():
+                Z = layers[-1](cr.tensor(X)).numpy()
+        scaler = StandardScaler().fit(Z)
+        mean, scale = scaler.mean_.copy(), scaler.scale_.copy()
+        if cat:
+            onehot = layers[-1]
+            is_indicator = np.zeros(onehot.out_features, bool)
+            pos = 0
+            for j in range(d):
+                k = onehot.categories[onehot.columns.index(j)] if j in onehot.columns else 1
+                is_indicator[pos:pos + k] = j in onehot.columns
+                pos += k
+            mean[is_indicator], scale[is_indicator] = 0.0, 1.0
+        layers.append(cr.nn.Standardize(Z.shape[1], dtype=config.dtype).set_statistics(
+            mean, scale))
+    if layers:
+        layers[-1].dtype = np.dtype(config.dtype)
+    return layers
+
+
+def build(config: TrainConfig, data: Prepared | None = None) -> Setup:
+    """Data, preprocessing, network, loss and optimizer for ``config`` (seeded)."""
+    import chainrule as cr
+    from chainrule.nn import functional as F
+
+    config.validate()
+    data = data if data is not None else prepare_data(config)
+    cr.manual_seed(config.seed)
+    loss, prediction, n_out = _resolve_loss(config, data.task, data.num_classes)
+    pre = fit_preprocessing(config, data)
+    sizes = network_sizes(config, data)
+    network = cr.nn.MLP(sizes, activation=config.activation,
+                        output_activation=("tanh" if prediction == "sign" else None),
+                        dropout=config.dropout, dtype=config.dtype)
+    model = cr.nn.Sequential(*pre, network) if pre else network
+    loss_fn = {"cross-entropy": F.cross_entropy, "square": F.mse_loss,
+               "bce": F.binary_cross_entropy_with_logits}[loss]
+    opt_cls = {"sgd": cr.optim.SGD, "momentum": cr.optim.SGD, "adam": cr.optim.Adam,
+               "adamw": cr.optim.AdamW}[config.optimizer]
+    kwargs: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.optimizer == "momentum":
+        kwargs["momentum"] = 0.9
+    optimizer = opt_cls(network.parameters(), **kwargs)
+    features = {}
+    X = data.table.X
+    with cr.no_grad():
+        for part in ("train", "val", "test"):
+            rows = getattr(data.split, part)
+            Z = cr.nn.Sequential(*pre)(cr.tensor(X[rows])).numpy() if pre else \
+                X[rows].astype(config.dtype)
+            features[part] = np.ascontiguousarray(Z)
+    return Setup(config, data, model, network, loss, prediction, loss_fn, optimizer, n_out,
+                 features)
+
+
+def loaders(setup: Setup) -> tuple[Any, Any]:
+    from ..data import DataLoader, TensorDataset
+
+    d, c, k = setup.data, setup.config, setup.n_outputs
+    dtype = np.dtype(c.dtype)
+    y = d.y
+    train = TensorDataset(setup.features["train"],
+                          _targets(y[d.split.train], setup.loss_name, k, dtype))
+    train_loader = DataLoader(train, batch_size=c.batch_size, shuffle=True, seed=c.seed)
+    val_loader = None
+    if d.split.val.size:
+        val = TensorDataset(setup.features["val"],
+                            _targets(y[d.split.val], setup.loss_name, k, dtype))
+        val_loader = DataLoader(val, batch_size=max(c.batch_size, 256))
+    return train_loader, val_loader
+
+
+def evaluate_rows(model: Any, meta: dict[str, Any], X: np.ndarray, y: np.ndarray
+                  ) -> dict[str, Any]:
+    """Metrics of ``model`` on raw rows: the one computation behind summary and evaluate."""
+    out = predict_outputs(model, X)
+    return compute_metrics(meta["task"], meta["prediction"], out, y, meta["num_classes"],
+                           meta["class_names"])
+
+
+# --------------------------------------------------------------------------- the guard
+def memory_guard(config: TrainConfig, data: Prepared, budget: int | None) -> int:
+    """Refuse a run whose training step would not fit (before anything is allocated)."""
+    from .guard import check_fits, step_bytes
+
+    sizes = network_sizes(config, data)
+    itemsize = np.dtype(config.dtype).itemsize
+    batch = min(config.batch_size, max(len(data.split.train), 1))
+    rows = len(data.table.X)
+    need = step_bytes(sizes, batch, itemsize, config.optimizer) + rows * sizes[0] * itemsize
+    check_fits(need, budget, f"training an MLP {'-'.join(map(str, sizes))} with batches of "
+                             f"{batch}")
+    return need
+
+
+# --------------------------------------------------------------------------- the run
+def _default_run_dir() -> Path:
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False,
+              overwrite: bool = False, progress: str = "auto", plots: bool = True,
+              memory_budget: int | None = None,
+              echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train as ``chainrule train`` does and fill the run directory; returns the summary.
+
+    Everything that can be checked is checked before the directory is touched: options, data,
+    the split, and the memory the step needs.
+    """
+    import chainrule as cr
+
+    from ..train import CHECKPOINT_NAME, Trainer
+
+    say = echo or (lambda s: None)
+    out = Path(run_dir or config.out or _default_run_dir())
+    config.validate()
+    if resume:
+        if not (out / "config.json").is_file():
+            raise InvalidValueError(f"{out}: not a run directory (no config.json)")
+        if not (out / CHECKPOINT_NAME).is_file():
+            raise InvalidValueError(f"{out}: no {CHECKPOINT_NAME} to resume from")
+    else:
+        directory.check_new_run(out, overwrite)
+    data = prepare_data(config, out if resume else None)
+    for note in data.notes:
+        say(f"note: {note}")
+    memory_guard(config, data, memory_budget)
+    setup = build(config, data)
+    train_loader, val_loader = loaders(setup)
+    # -- from here on the disk changes
+    directory.remove_stale(out)
+    created = not out.exists()
+    work = directory.staging_dir(out) if (overwrite and not resume and out.exists()
+                                          and any(out.iterdir())) else out
+    work.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(setup.network, setup.loss_fn, setup.optimizer, task=data.task,
+                      prediction=setup.prediction if setup.prediction != "none" else "argmax",
+                      clip_grad_norm=config.clip_grad_norm,
+                      early_stopping=config.early_stopping, run_dir=work,
+                      checkpoint_every=config.checkpoint_every, progress=progress,
+                      divergence_factor=DIVERGENCE_FACTOR if config.divergence_check else None)
+    try:
+        if resume:
+            trainer.load_checkpoint(work / CHECKPOINT_NAME, train_loader)
+            directory.truncate_metrics(work, trainer.epoch)
+        else:
+            write_split(work, data.record, data.split)
+        _write_json(work / "config.json", {**config.as_dict(), "out": str(out),
+                                           "chainrule_version": cr.__version__})
+        start = time.perf_counter()
+        try:
+            history = trainer.fit(train_loader, val_loader, config.epochs)
+        except KeyboardInterrupt:
+            saved = trainer.checkpoint_last_epoch()
+            if not saved and created and work == out:
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)
+                raise TrainingInterrupted("interrupted before the first epoch finished; nothing "
+                                          "was kept") from None
+            raise TrainingInterrupted(
+                f"interrupted; epoch {trainer.epoch} is checkpointed in {out}: continue with "
+                f"chainrule train --resume {out}") from None
+        seconds = time.perf_counter() - start
+        meta = run_metadata(task=data.task, loss=setup.loss_name, prediction=setup.prediction,
+                            num_classes=data.num_classes, class_names=data.class_names,
+                            schema=data.table.schema, impute=config.impute, dtype=config.dtype,
+                            dataset=_dataset_label(data.record))
+        parts = {}
+        for part in ("train", "val", "test"):
+            rows = getattr(data.split, part)
+            if rows.size:
+                parts[part] = evaluate_rows(setup.model, meta, data.table.X[rows], data.y[rows])
+        save_run_model(setup.model, work / MODEL_NAME, meta)
+        summary = _summary(setup, trainer, history, seconds, parts)
+        _write_json(work / "summary.json", summary)
+        if plots:
+            _plots(setup, history, work, parts["test"])
+    except BaseException:
+        if work != out:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    if work != out:
+        directory.swap_in(work, out)
+    summary["run_dir"] = str(out)
+    return summary
+
+
+def _dataset_label(record: dict[str, Any]) -> str:
+    return record["name"] if record["kind"] == "builtin" else Path(record["path"]).stem
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from ..io import atomic_write
+
+    atomic_write(path, (json.dumps(_finite(obj), indent=2, sort_keys=True) + "\n").encode())
+
+
+def _finite(obj: Any) -> Any:
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _summary(setup: Setup, trainer: Any, history: Any, seconds: float,
+             parts: dict[str, Any]) -> dict[str, Any]:
+    trained = sum(e.get("samples_per_second", 0) * e.get("seconds", 0) for e in history.epochs)
+    busy = sum(e.get("seconds", 0) for e in history.epochs)
+    d = setup.data
+    test = parts["test"]
+    summary: dict[str, Any] = {
+        "dataset": _dataset_label(d.record), "task": d.task, "loss": setup.loss_name,
+        "epochs_run": trainer.epoch, "stopped_early": history.stopped_early,
+        "best_epoch": history.best_epoch, "seconds": seconds,
+        "samples_per_second": trained / max(busy, 1e-12), "final": history.last,
+        "metrics": parts}
+    if d.task == "classification":
+        summary["test_accuracy"] = test["accuracy"]
+    else:
+        summary["test_mse"], summary["test_r2"] = test["mse"], test["r2"]
+    categorical = list(d.table.schema.categories)
+    if categorical:
+        summary["categorical_columns"] = categorical
+    if d.notes:
+        summary["notes"] = d.notes
+    return summary
+
+
+# --------------------------------------------------------------------------- pictures
+def _plots(setup: Setup, history: Any, out: Path, test: dict[str, Any]) -> None:
+    from ..viz import _pyplot, plot_decision_regions
+
+    plt = _pyplot()
+    epochs = [e["epoch"] for e in history.epochs]
+    metric = "accuracy" if setup.data.task == "classification" else "mse"
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, name in zip(axes, ("loss", metric)):
+        for part in ("train", "val"):
+            values = [e.get(f"{part}_{name}") for e in history.epochs]
+            if any(v is not None for v in values):
+                ax.plot(epochs, values, marker=".", label=part)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{_dataset_label(setup.data.record)}: {setup.loss_name}, "
+                 f"{setup.config.optimizer}")
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=100)
+    plt.close(fig)
+    d = setup.data
+    if d.task == "classification":
+        plot_confusion(np.array(test["confusion"]), out / "confusion.png", d.class_names)
+        if len(d.table.schema.columns) == 2 and not d.table.schema.categories:
+            rows = d.split.test
+            y = d.y[rows] if setup.prediction != "sign" else 2 * d.y[rows] - 1
+            plot_decision_regions(setup.model, d.table.X[rows], y, out / "boundary.png")
+
+
+def plot_confusion(confusion: np.ndarray, path: Path, class_names: Any = None) -> Path:
+    """The confusion matrix (rows: true class, columns: predicted) as a heat map."""
+    from ..viz import _pyplot
+
+    plt = _pyplot()
+    k = confusion.shape[0]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * k, 1 + 0.45 * k))
+    ax.imshow(confusion, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if confusion[i, j] > confusion.max() / 2 else "black")
+    names = [str(c) for c in class_names] if class_names is not None else [str(i)
+                                                                           for i in range(k)]
+    ax.set_xticks(range(k), names, fontsize=7)
+    ax.set_yticks(range(k), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
