@@ -41,6 +41,12 @@ Run (from the repository root):
     python -m benchmarks.memory --quick         # a small network, < 1 minute (CI smoke)
     python -m benchmarks.memory --reps 2 --steps 3
 Output: benchmarks/results/memory.json and memory.md (``--out PATH`` moves both).
+
+``--estimate-sweep`` instead checks the step model: ``chainrule.memory.estimate`` against
+``measure_step`` for every optimizer on the MLPs of ``ESTIMATE_SWEEP`` (40-2048x3-10 among them,
+several batch sizes, activations, dropout and checkpointing), in this process (~1 minute); it
+prints each error and the range per optimizer, and writes them to
+benchmarks/results/memory_estimate.json (``--out`` names another JSON file).
 """
 
 from __future__ import annotations
@@ -354,6 +360,66 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ------------------------------------------------------------------- estimate vs measurement
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
+ESTIMATE_SWEEP = [  # sizes, batch sizes, activation, dropout, checkpoint segments
+    ([40] + [2048] * 3 + [10], (256, 1024, 2048, 4096), "relu", 0.0, None),
+    ([40] + [2048] * 3 + [10], (1024,), "tanh", 0.0, None),
+    ([40] + [2048] * 3 + [10], (1024,), "relu", 0.0, 2),
+    ([784, 256, 128, 10], (32, 256, 2048, 8192), "relu", 0.0, None),
+    ([784, 256, 128, 10], (256, 2048), "sigmoid", 0.0, None),
+    ([784, 256, 128, 10], (256, 2048), "leaky_relu", 0.0, None),
+    ([784, 256, 128, 10], (256, 2048), "relu", 0.2, None),
+    ([64] * 4 + [10], (16, 128, 1024, 4096), "relu", 0.0, None),
+    ([64] * 4 + [10], (128, 1024), "tanh", 0.0, 2),
+    ([20, 30, 30, 10], (8, 64, 512), "relu", 0.0, None),
+    ([20, 30, 30, 10], (8, 64, 512), "tanh", 0.1, None),
+    ([512] * 8 + [10], (64, 512, 2048), "relu", 0.0, None),
+    ([512] * 8 + [10], (512,), "relu", 0.0, 3),
+    ([128] * 16 + [10], (32, 512, 2048), "relu", 0.0, None),
+    ([128] * 16 + [10], (512,), "leaky_relu", 0.1, None),
+    ([1024, 1024, 10], (128, 1024, 4096), "relu", 0.0, None),
+    ([32] * 33 + [10], (16, 256), "tanh", 0.0, None),
+    ([32] * 33 + [10], (256,), "relu", 0.0, 6),
+]
+
+
+def estimate_sweep(out: Path) -> int:
+    """Estimated against measured peak (tracemalloc) for each case and optimizer."""
+    import chainrule as cr
+
+    rows = []
+    for sizes, batches, act, dropout, segments in ESTIMATE_SWEEP:
+        cr.manual_seed(0)
+        model = cr.nn.MLP(sizes, activation=act, dropout=dropout)
+        for batch in batches:
+            for opt in OPTIMIZERS:
+                est = cr.memory.estimate(model, batch, optimizer=opt,
+                                         checkpoint_segments=segments)
+                got = cr.memory.measure_step(model, batch, optimizer=opt,
+                                             checkpoint_segments=segments)
+                rows.append({"sizes": sizes, "batch": batch, "activation": act,
+                             "dropout": dropout, "segments": segments, "optimizer": opt,
+                             "estimate": est.peak, "measured": got.peak,
+                             "error": est.peak / got.peak - 1})
+                r = rows[-1]
+                print(f"{'-'.join(map(str, sizes[:2]))}..x{len(sizes)} {act} p={dropout} "
+                      f"seg={segments} batch {batch} {opt}: {_mib(r['estimate'])} against "
+                      f"{_mib(r['measured'])} ({100 * r['error']:+.2f}%)", flush=True)
+    print("\n| optimizer | smallest error | largest error | largest for steps >= 8 MiB |")
+    print("|---|---|---|---|")
+    for opt in OPTIMIZERS:
+        errs = [r["error"] for r in rows if r["optimizer"] == opt]
+        big = [abs(r["error"]) for r in rows if r["optimizer"] == opt
+               and r["measured"] >= 8 * 2**20]
+        print(f"| {opt} | {100 * min(errs):+.2f}% | {100 * max(errs):+.2f}% | "
+              f"{100 * max(big):.2f}% |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"schema": SCHEMA + "/estimate", "rows": rows}, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -365,11 +431,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     p.add_argument("--malloc-default", action="store_true",
                    help="keep glibc's adaptive mmap threshold (see the module docstring)")
-    p.add_argument("--out", type=Path, default=RESULTS / "memory.json")
+    p.add_argument("--estimate-sweep", action="store_true",
+                   help="check the estimate against measured steps instead (see above)")
+    p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.worker:
         print(MARKER + json.dumps(run_worker(json.loads(args.worker))), flush=True)
         return 0
+    if args.estimate_sweep:
+        return estimate_sweep(args.out or RESULTS / "memory_estimate.json")
+    args.out = args.out or RESULTS / "memory.json"
 
     w = QUICK if args.quick else FULL
     segments = args.segments or max(1, round(math.sqrt(w["layers"])))

@@ -120,7 +120,7 @@ def test_datasets_lists_shapes():
         (["train", "--hidden", "12,x"], "--hidden"),
         (["train", "--optimizer", "lbfgs"], "unknown optimizer"),
         (["train", "--loss", "bce"], "two classes"),
-        (["train", "--batch-size", "auto", "--memory-budget", "1KiB"], "more than --memory-budget"),
+        (["train", "--batch-size", "auto", "--memory-budget", "1KiB"], "more than the memory budget"),
         (["train", "--epochs", "0"], "epochs must be a positive integer"),
         (["evaluate", "nowhere"], "no model file"),
     ],

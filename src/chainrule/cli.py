@@ -417,6 +417,8 @@ def train(
 def _auto_batch_size(cfg: Any, budget: int | None, quiet: bool) -> int:
     """The largest batch whose step fits the budget (or the available memory), at most the
     number of training rows."""
+    import numpy as np
+
     from . import memory
     from .runs import prepare_data
     from .runs.training import network_sizes
@@ -424,18 +426,20 @@ def _auto_batch_size(cfg: Any, budget: int | None, quiet: bool) -> int:
     cfg.batch_size = 1
     cfg.validate()
     data = prepare_data(cfg)
-    from .runs.guard import available_bytes, check_fits, step_bytes
-
-    limit = budget if budget is not None else available_bytes()
+    limit = budget if budget is not None else memory.available_bytes()
     if limit is None:
         fail("--batch-size auto needs --memory-budget (the available memory is unknown here)")
     rows = len(data.split.train)
     sizes = network_sizes(cfg, data)
-    check_fits(step_bytes(sizes, 1, 8, cfg.optimizer), limit, "even a batch of one")
+    # the guard counts the preprocessed data too (chainrule.runs.training.memory_guard)
+    limit -= len(data.table.X) * sizes[0] * np.dtype(cfg.dtype).itemsize
+    memory.check_fits(memory.estimate_mlp(sizes, 1, activation=cfg.activation, dtype=cfg.dtype,
+                                          optimizer=cfg.optimizer, dropout=cfg.dropout),
+                      limit, what="even a batch of one")
     import chainrule as cr
 
     net = cr.nn.MLP(sizes, activation=cfg.activation, dropout=cfg.dropout, dtype=cfg.dtype)
-    size = min(int(memory.max_batch_size(net, limit, optimizer=cfg.optimizer)), rows)
+    size = int(memory.max_batch_size(net, limit, optimizer=cfg.optimizer, limit=rows))
     if size < 1:
         fail(f"not even one sample fits a training step in {memory.format_bytes(limit)}")
     typer.echo(f"--batch-size auto: {size} (of {rows} training rows; budget "

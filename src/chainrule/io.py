@@ -101,10 +101,7 @@ def save(model_or_state: Any, path: str | os.PathLike[str],
         arr = to_numpy(value.data if isinstance(value, Tensor) else value)
         if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiub":
             raise InvalidValueError(f"save(): {name!r} is not a numeric array")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise InvalidValueError(f"save(): {name!r} holds non-finite values (NaN or "
-                                    "infinity); such a file could not be loaded")
-        tensors[name] = arr
+        tensors[name] = arr  # (state_file.encode refuses non-finite values)
     return atomic_write(path, state_file.encode(tensors, header))
 
 
@@ -241,6 +238,12 @@ def _check_values(model: Any) -> None:
 def check_architecture(spec: Any, available: int) -> None:
     """Check an architecture (a ``spec()`` read from a file) before it is built.
 
+    Each layer of a known type is checked against its rule below (config keys, types, ranges,
+    defaults as in its constructor) and says how many values its parameters and buffers hold and
+    how many features it takes and gives; a ``Sequential``'s children must chain (a ``OneHot``
+    that gives 11 features cannot feed a ``Standardize`` of 5), since a layer without tensors
+    (``OneHot``) is not pinned down by the tensors' shapes.
+
     Args:
         spec: the parsed JSON.
         available: how many values the file's tensors hold; an architecture of built-in layers
@@ -248,8 +251,8 @@ def check_architecture(spec: Any, available: int) -> None:
             integers in a user layer's config may not exceed it, nor 2**16 if that is larger).
 
     Raises:
-        FileFormatError: the first violation, with its place in the spec (``children[1]``,
-            ``config.sizes``, ...).
+        FileFormatError: the first violation, with its place in the spec
+            (``architecture(Sequential).children[1](OneHot).config.columns``).
     """
     walk = _Walk(available)
     walk.layer(spec, "architecture", 1)
@@ -259,6 +262,7 @@ def check_architecture(spec: Any, available: int) -> None:
 
 
 _REQUIRED = object()
+_SAME = "same"  # a layer's output width when it is its input's (activations, dropout)
 
 
 class _Config:
@@ -332,6 +336,9 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+_Widths = tuple[Any, Any]  # (features in or None for any, features out, None or _SAME)
+
+
 class _Walk:
     """One pass over a spec: validates each layer, counts the values the layers need."""
 
@@ -341,7 +348,8 @@ class _Walk:
         self.layers = 0
         self.exact = True  # False once a user layer's needs are unknown
 
-    def layer(self, spec: Any, where: str, depth: int) -> None:
+    def layer(self, spec: Any, where: str, depth: int) -> _Widths:
+        """Check one layer and its children; its (input, output) widths."""
         from . import nn
 
         if not isinstance(spec, dict):
@@ -369,17 +377,36 @@ class _Walk:
         if rule is None:  # a layer registered by the user: bounded, then its constructor decides
             self.exact = False
             _bounded(config, f"{where}.config", max(self.available, 2**16))
-        else:
-            if children and (cls is nn.MLP or not issubclass(cls, nn.Sequential)):
-                raise FileFormatError(f"{where} takes no children")
-            c = _Config(config, where)
-            self.needed += rule(c, self)
-            c.done()
-            if self.needed > self.available:
-                raise FileFormatError(f"the architecture needs more than the {self.available} "
-                                      f"values the file holds (at {where})")
+            for i, child in enumerate(children):
+                self.layer(child, f"{where}.children[{i}]", depth + 1)
+            return None, None
+        if children and (cls is nn.MLP or not issubclass(cls, nn.Sequential)):
+            raise FileFormatError(f"{where} takes no children")
+        c = _Config(config, where)
+        values, n_in, n_out = rule(c, self)
+        c.done()
+        self.needed += values
+        if self.needed > self.available:
+            raise FileFormatError(f"the architecture needs more than the {self.available} "
+                                  f"values the file holds (at {where})")
+        if cls is nn.Sequential:
+            n_in, n_out = self.chain(children, where, depth)
+        return n_in, n_out
+
+    def chain(self, children: list[Any], where: str, depth: int) -> _Widths:
+        """Check a Sequential's children and that each takes the width the previous gives."""
+        n_in, width = None, _SAME
         for i, child in enumerate(children):
-            self.layer(child, f"{where}.children[{i}]", depth + 1)
+            takes, gives = self.layer(child, f"{where}.children[{i}]", depth + 1)
+            if takes is not None:
+                if width is _SAME:
+                    n_in = width = takes
+                elif width is not None and width != takes:
+                    raise FileFormatError(f"{where}.children[{i}] takes {takes} features but "
+                                          f"the layers before it give {width}")
+            if gives is not _SAME:
+                width = gives
+        return n_in, width
 
     def activation(self, c: _Config, key: str, default: Any) -> None:
         """An MLP's activation: a known name, or the spec of an activation layer (a spec of any
@@ -417,16 +444,19 @@ def _bounded(value: Any, where: str, bound: int) -> None:
 
 
 # --------------------------------------------------------------------- per-layer rules
-# Each rule reads its layer's config through a _Config (types, ranges, defaults as in the
-# constructor) and returns how many values the layer's parameters and buffers hold.
-def _linear(c: _Config, _: _Walk) -> int:
+# Each rule reads its layer's config through a _Config (types, ranges and defaults as in the
+# constructor) and returns (values in its parameters and buffers, features in, features out).
+_Rule = Callable[[_Config, _Walk], tuple[int, Any, Any]]
+
+
+def _linear(c: _Config, _: _Walk) -> tuple[int, Any, Any]:
     n_in, n_out = c.int("in_features", 0), c.int("out_features", 0)
     bias = c.flag("bias", True)
     c.dtype()
-    return n_in * n_out + (n_out if bias else 0)
+    return n_in * n_out + (n_out if bias else 0), n_in, n_out
 
 
-def _mlp(c: _Config, walk: _Walk) -> int:
+def _mlp(c: _Config, walk: _Walk) -> tuple[int, Any, Any]:
     sizes = c.ints("sizes", 1, MAX_WIDTH, 2, walk.available + 1)
     walk.activation(c, "activation", "tanh")
     walk.activation(c, "output_activation", None)
@@ -436,26 +466,30 @@ def _mlp(c: _Config, walk: _Walk) -> int:
     c.choice("init", ("auto", "pytorch"), "auto")
     if c.get("checkpoint_segments", None) is not None:
         c.int("checkpoint_segments", 1)
-    return sum(a * b + (b if bias else 0) for a, b in itertools.pairwise(sizes))
+    values = sum(a * b + (b if bias else 0) for a, b in itertools.pairwise(sizes))
+    return values, sizes[0], sizes[-1]
 
 
-def _sequential(c: _Config, _: _Walk) -> int:
-    return 0
+def _sequential(c: _Config, _: _Walk) -> tuple[int, Any, Any]:
+    return 0, None, None  # (the widths come from the children: _Walk.chain)
 
 
-def _standardize(c: _Config, _: _Walk) -> int:
+def _standardize(c: _Config, _: _Walk) -> tuple[int, Any, Any]:
     n = c.int("num_features", 1)
     c.dtype("float32")
-    return 2 * n  # mean and scale
+    return 2 * n, n, n  # mean and scale
 
 
-def _impute(c: _Config, _: _Walk) -> int:
+def _impute(c: _Config, _: _Walk) -> tuple[int, Any, Any]:
     n = c.int("num_features", 1)
     c.dtype("float64")
-    return n  # fill
+    return n, n, n  # fill
 
 
-def _one_hot(c: _Config, _: _Walk) -> int:
+_MAX_CATEGORIES = 100_000  # as nn.OneHot
+
+
+def _one_hot(c: _Config, _: _Walk) -> tuple[int, Any, Any]:
     n = c.int("num_features", 1)
     columns = c.ints("columns", 0, n - 1, 1, n)
     categories = c.ints("categories", 1, _MAX_CATEGORIES, len(columns), len(columns))
@@ -464,48 +498,47 @@ def _one_hot(c: _Config, _: _Walk) -> int:
     if sum(categories) > _MAX_CATEGORIES:
         raise c.fail("categories", f"must add up to at most {_MAX_CATEGORIES}")
     c.dtype("float64")
-    return 0
+    return 0, n, n - len(columns) + sum(categories)
 
 
-_MAX_CATEGORIES = 100_000  # as nn.OneHot
-
-
-def _no_config(c: _Config, _: _Walk) -> int:
-    return 0
-
-
-def _options(**fields: Callable[[_Config], Any]) -> Callable[[_Config, _Walk], int]:
-    def rule(c: _Config, _: _Walk) -> int:
+def _elementwise(**fields: Callable[[_Config], Any]) -> _Rule:
+    """The rule of a layer without tensors that keeps its input's shape."""
+    def rule(c: _Config, _: _Walk) -> tuple[int, Any, Any]:
         for check in fields.values():
             check(c)
-        return 0
+        return 0, None, _SAME
     return rule
 
 
-def _rules() -> dict[type, Callable[[_Config, _Walk], int]]:
+def _flatten(c: _Config, _: _Walk) -> tuple[int, Any, Any]:
+    c.int("start_dim", -64, 63, 1)
+    c.int("end_dim", -64, 63, -1)
+    return 0, None, None  # (the width it gives depends on the input's shape)
+
+
+def _rules() -> dict[type, _Rule]:
     from . import nn
 
-    dim = _options(dim=lambda c: c.int("dim", -64, 63, -1))
+    plain = _elementwise()
+    dim = _elementwise(dim=lambda c: c.int("dim", -64, 63, -1))
     return {
-        nn.Linear: _linear, nn.MLP: _mlp, nn.Sequential: _sequential,
+        nn.Linear: _linear, nn.MLP: _mlp, nn.Sequential: _sequential, nn.Flatten: _flatten,
         nn.Standardize: _standardize, nn.Impute: _impute, nn.OneHot: _one_hot,
-        nn.Dropout: _options(p=lambda c: c.probability("p", 0.5)),
-        nn.Flatten: _options(start=lambda c: c.int("start_dim", -64, 63, 1),
-                             end=lambda c: c.int("end_dim", -64, 63, -1)),
-        nn.Identity: _no_config, nn.Sign: _no_config, nn.Sigmoid: _no_config,
-        nn.Tanh: _no_config, nn.ReLU: _no_config, nn.SiLU: _no_config,
-        nn.LeakyReLU: _options(slope=lambda c: c.number("negative_slope", 0.01)),
-        nn.ELU: _options(alpha=lambda c: c.number("alpha", 1.0)),
-        nn.Softplus: _options(beta=lambda c: c.number("beta", 1.0, nonzero=True),
-                              threshold=lambda c: c.number("threshold", 20.0)),
-        nn.GELU: _options(approximate=lambda c: c.choice("approximate", ("none", "tanh"),
-                                                         "none")),
-        nn.Softmax: dim, nn.LogSoftmax: dim,
+        nn.Dropout: _elementwise(p=lambda c: c.probability("p", 0.5)),
+        nn.Identity: plain, nn.Sign: plain, nn.Sigmoid: plain, nn.Tanh: plain, nn.ReLU: plain,
+        nn.SiLU: plain, nn.Softmax: dim, nn.LogSoftmax: dim,
+        nn.LeakyReLU: _elementwise(slope=lambda c: c.number("negative_slope", 0.01)),
+        nn.ELU: _elementwise(alpha=lambda c: c.number("alpha", 1.0)),
+        nn.Softplus: _elementwise(beta=lambda c: c.number("beta", 1.0, nonzero=True),
+                                  threshold=lambda c: c.number("threshold", 20.0)),
+        nn.GELU: _elementwise(approximate=lambda c: c.choice("approximate", ("none", "tanh"),
+                                                             "none")),
     }
 
 
 class _LazyRules(dict):  # type: ignore[type-arg]
-    """The rules by layer class, made on first use (``nn`` imports this package's top level)."""
+    """The rules by layer class (exact class: a subclass may take other arguments), made on
+    first use, as ``nn`` imports this package."""
 
     def get(self, key: Any, default: Any = None) -> Any:
         if not self:

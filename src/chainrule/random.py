@@ -27,10 +27,6 @@ def _check_seed(seed: Any) -> int:
     return s
 
 
-_U128 = 2**128
-_U32 = 2**32
-
-
 def check_state(state: Any) -> dict[str, Any]:
     """A validated copy of a PCG64 state as :meth:`Generator.get_state` returns it::
 
@@ -48,11 +44,12 @@ def check_state(state: Any) -> dict[str, Any]:
     def bad(what: str) -> InvalidValueError:
         return InvalidValueError(f"not a valid generator state: {what}")
 
-    def uint(value: Any, bound: int, name: str) -> int:
+    def uint(value: Any, bits: int, name: str) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise bad(f"{name} must be an integer, got {type(value).__name__}")
-        if not 0 <= value < bound:
-            raise bad(f"{name} must be in [0, 2**{bound.bit_length() - 1}), got {value}")
+        if not 0 <= value < 2**bits:
+            raise bad(f"{name} must be " + ("0 or 1" if bits == 1 else f"in [0, 2**{bits})")
+                      + f", got {value}")
         return int(value)
 
     if not isinstance(state, dict):
@@ -65,12 +62,12 @@ def check_state(state: Any) -> dict[str, Any]:
     inner = state["state"]
     if not isinstance(inner, dict) or set(inner) != {"state", "inc"}:
         raise bad("'state' must be a dict with the keys 'state' and 'inc'")
-    s = uint(inner["state"], _U128, "state.state")
-    inc = uint(inner["inc"], _U128, "state.inc")
+    s = uint(inner["state"], 128, "state.state")
+    inc = uint(inner["inc"], 128, "state.inc")
     if inc % 2 == 0:
         raise bad("state.inc must be odd")
-    has = uint(state["has_uint32"], 2, "has_uint32")
-    u = uint(state["uinteger"], _U32, "uinteger")
+    has = uint(state["has_uint32"], 1, "has_uint32")
+    u = uint(state["uinteger"], 32, "uinteger")
     return {"bit_generator": "PCG64", "state": {"state": s, "inc": inc}, "has_uint32": has,
             "uinteger": u}
 

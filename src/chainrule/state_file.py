@@ -31,6 +31,7 @@ uses it, and :func:`check_fits` checks it against the run it is loaded into.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Mapping
@@ -64,7 +65,8 @@ def encode(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> by
 
     Raises:
         InvalidValueError: a name that is not a non-empty string or is ``__metadata__``, a
-            non-numeric array, or metadata that is not string to string.
+            non-numeric array, a non-finite value (:func:`decode` would refuse the file), or
+            metadata that is not string to string.
     """
     try:
         import safetensors.numpy as sn
@@ -78,6 +80,9 @@ def encode(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> by
                                     f"'__metadata__', got {name!r}")
         if not isinstance(arr, np.ndarray) or arr.dtype.kind not in _NUMERIC_KINDS:
             raise InvalidValueError(f"{name!r} is not a numeric array")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise InvalidValueError(f"{name!r} holds non-finite values (NaN or infinity): a "
+                                    "file holding them could not be read back")
         arrays[name] = np.ascontiguousarray(arr)
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise InvalidValueError("metadata keys and values must be strings")
@@ -305,7 +310,7 @@ def _decode(obj: Any, arrays: dict[str, np.ndarray], used: set[str]) -> Any:
         if tag == "__float__" and body in ("nan", "inf", "-inf"):
             return float(body)
         raise FileFormatError(f"unexpected object {{{tag!r}: ...}}")
-    if _is_int(obj) and not -2**128 < obj < 2**128:
+    if _is_int(obj) and abs(obj) > 2**128:  # (2**128 itself: see random.check_state)
         raise FileFormatError(f"the integer {obj} is out of range")
     return obj
 
@@ -333,10 +338,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     used: set[str] = set()
     try:
         state = _decode(loads_json(meta["state"], "the state"), arrays, used)
+        check_structure(state)
         if set(arrays) - used:
             raise FileFormatError(f"the file holds arrays that the state does not use: "
                                   f"{sorted(set(arrays) - used)[:4]}")
-        check_structure(state)
     except FileFormatError as exc:
         raise FileFormatError(f"{path}: not a valid checkpoint: {exc}") from None
     return state
@@ -440,8 +445,8 @@ def _optimizer(v: Any) -> None:
         params = g.get("params")
         if not isinstance(params, list):
             raise FileFormatError(f"optimizer.param_groups[{i}].params must be a list")
-        for index in params:
-            _count(index, f"optimizer.param_groups[{i}].params")
+        for j, index in enumerate(params):
+            _count(index, f"optimizer.param_groups[{i}].params[{j}]")
             if index in seen:
                 raise FileFormatError(f"optimizer: parameter {index} is listed twice")
             seen.add(index)
@@ -516,6 +521,7 @@ def check_fits(state: dict[str, Any], where: str, *, model: Any, optimizer: Any,
         _fits_optimizer(state["optimizer"], optimizer)
         if scheduler is not None and state["scheduler"] is not None:
             _fits_template(state["scheduler"], scheduler.state_dict(), "scheduler")
+            _try_scheduler(state["scheduler"], scheduler, optimizer, state["optimizer"])
         if loader is not None and state["loader"] is not None:
             template, saved = dict(loader.state_dict()), dict(state["loader"])
             if ("generator_state" in saved) != ("generator_state" in template):
@@ -563,6 +569,38 @@ def _fits_optimizer(saved: dict[str, Any], optimizer: Any) -> None:
                 _fits_array(value, by_index[index].data, f"optimizer.state[{index}].{name}")
 
 
+def _try_scheduler(saved: dict[str, Any], scheduler: Any, optimizer: Any,
+                   saved_optimizer: dict[str, Any]) -> None:
+    """Run the saved scheduler state for a few epochs on a copy of the scheduler that drives a
+    stand-in for the optimizer (its groups' options as the checkpoint will set them): a
+    scheduler's ``load_state_dict`` takes any numbers, and a zero ``step_size`` or a missing
+    ``gamma`` would only fail at the end of the next epoch. The rates must stay finite and
+    non-negative."""
+    from .optim.lr_scheduler import ReduceLROnPlateau
+
+    groups = []
+    for live, s in zip(optimizer.param_groups, saved_optimizer["param_groups"]):
+        g = {k: v for k, v in live.items() if k != "params"}
+        g.update((k, v) for k, v in s.items() if k != "params")
+        groups.append(g)
+    standin = type("Optimizer", (), {"param_groups": groups})()
+    try:
+        probe = copy.deepcopy(scheduler, {id(optimizer): standin})
+    except Exception:  # noqa: BLE001 - a scheduler that cannot be copied is not probed
+        return
+    try:
+        probe.load_state_dict(copy.deepcopy(saved))
+        for _ in range(3):
+            probe.step(1.0) if isinstance(probe, ReduceLROnPlateau) else probe.step()
+        rates = [g["lr"] for g in groups]
+    except Exception as exc:  # noqa: BLE001 - whatever the scheduler's code makes of it
+        raise FileFormatError(f"scheduler: the saved state does not work ({type(exc).__name__}: "
+                              f"{exc})") from None
+    if not all(isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r)
+               and r >= 0 for r in rates):
+        raise FileFormatError(f"scheduler: the saved state gives the learning rates {rates}")
+
+
 def _kind(v: Any) -> str:
     if isinstance(v, bool):
         return "bool"
@@ -574,9 +612,9 @@ def _kind(v: Any) -> str:
 
 
 def _fits_template(saved: Any, template: Any, where: str) -> None:
-    """``saved`` has the keys, list lengths and value kinds of ``template`` (None on either side
-    matches any plain value: an option that is unset in one of them)."""
-    if saved is None or template is None:
+    """``saved`` has the keys, list lengths and value kinds of ``template`` (where the template
+    holds None, any plain value)."""
+    if template is None:  # (an option that is unset here may be set in the file)
         return
     if _kind(saved) != _kind(template):
         raise FileFormatError(f"{where} is a {_kind(saved)}, this run's a {_kind(template)}")

@@ -425,6 +425,7 @@ class Trainer:
         self._bad_epochs = state["bad_epochs"]
         self._best_state = state["best_state"]
 
+
 def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
         train_data: Any, val_data: Any = None, *, epochs: int = 10, **options: Any) -> History:
     """Train ``model``; ``train_data``/``val_data`` are loaders yielding (inputs, targets).

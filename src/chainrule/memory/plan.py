@@ -19,10 +19,13 @@ from .accounting import _arrays, _nodes, _root
 # its node saves, next to temporaries; the loss saves its probabilities and labels; backward
 # walks the layers in reverse, holding one incoming gradient and making the input gradient and
 # the parameter gradients, and releases each node's saved state after its VJP; the optimizer then
-# updates each parameter with one parameter-sized temporary. Buffers are tracked with their
-# holders (the running value, the nodes that saved it, a checkpoint), so an array saved by two
-# nodes (a tanh output that the next layer also saves) is counted once and freed when its last
-# holder lets go. The peak is the maximum over all these moments.
+# updates each parameter (or, on its flat path, the whole group at once) with the temporaries
+# its update rule makes (``_update_temps``). Inside nn.MLP's fused node some of this happens in
+# place (see ``_as_fused``), and the engine holds the node's incoming gradient through its whole
+# VJP. Buffers are tracked with their holders (the running value, the nodes that saved it, a
+# checkpoint), so an array saved by two nodes (a tanh output that the next layer also saves) is
+# counted once and freed when its last holder lets go. The peak is the maximum over all these
+# moments.
 #
 # Per layer the model needs, per sample of the batch: its output size, whether its node saves
 # its input or its output, the bytes of the other arrays it saves (masks), and the temporaries

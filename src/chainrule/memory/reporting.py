@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import InvalidValueError
+from .guard import available_bytes
 from .plan import _mlp_plan, _optimizer
-from .step_model import _CATEGORIES, MemoryEstimate, _check_batch, _check_segments, _from_plan, \
-    _largest_batch
+from .step_model import _CATEGORIES, MemoryEstimate, _check_batch, _check_segments, _check_sizes, \
+    _floating, _from_plan, _largest_batch
 from .units import format_bytes, parse_bytes
 
 
@@ -112,7 +111,10 @@ def report(hidden: Sequence[int], input_dim: int, classes: int,
     batch size, without and with activation checkpointing, and the largest batch within a budget.
 
     Nothing is allocated for the network: the estimate works from its sizes (see
-    :func:`estimate`). This is the data of the ``chainrule memory`` command.
+    :func:`estimate_mlp`), so the report is arithmetic and answers at once for any sizes. It
+    refuses a network whose parameters alone exceed both the memory this process can still
+    allocate (:func:`available_bytes`, where known) and ``budget``: no batch of it could be
+    trained here or within the budget. This is the data of the ``chainrule memory`` command.
 
     Args:
         hidden: hidden layer widths (may be empty: a linear model).
@@ -129,35 +131,51 @@ def report(hidden: Sequence[int], input_dim: int, classes: int,
 
     Returns:
         A :class:`MemoryReport` (``.table()`` for text, ``.as_dict()`` for JSON).
+
+    Raises:
+        InvalidValueError: widths or batch sizes that are not positive integers, an unknown
+            activation or optimizer, a dtype that is not floating, a bad budget, or parameters
+            that fit neither the available memory nor the budget.
     """
-    sizes = [input_dim, *hidden, classes]
-    for n in sizes:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise InvalidValueError(f"memory report: layer widths must be positive integers, "
-                                    f"got {sizes}")
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
+        raise InvalidValueError(f"memory report: hidden must be a list of layer widths, got "
+                                f"{hidden!r}")
+    sizes = _check_sizes([input_dim, *hidden, classes], "memory report")
     bs = [_check_batch(b) for b in batch_sizes]
     if not bs:
         raise InvalidValueError("memory report: give at least one batch size")
-    _optimizer(optimizer)
-    dt = np.dtype(dtype)
-    if dt.kind != "f":
-        raise InvalidValueError(f"memory report: dtype must be floating, got {dt}")
+    opt = _optimizer(optimizer)
+    dt = _floating(dtype, "memory report")
+    limit = parse_bytes(budget) if budget is not None else None
     plan = _mlp_plan(sizes, activation, dt, dropout)
+    _check_parameters_fit(sizes, sum(sum(layer.params) for layer in plan.layers), limit)
     if checkpoint_segments is None:
         checkpoint_segments = max(2, round(math.sqrt(len(sizes) - 1)))
     segments = min(_check_segments(checkpoint_segments), len(plan.layers))
     plan_ck = _mlp_plan(sizes, activation, dt, dropout, checkpointed=True) if segments > 1 \
         else plan
-    rows = tuple(ReportRow(b, _from_plan(plan, b, 1, optimizer, False),
-                           _from_plan(plan_ck, b, segments, optimizer, False)) for b in bs)
-    limit = parse_bytes(budget) if budget is not None else None
+    rows = tuple(ReportRow(b, _from_plan(plan, b, 1, opt, False),
+                           _from_plan(plan_ck, b, segments, opt, False)) for b in bs)
     best = best_ck = None
     if limit is not None:
-        best = _largest_batch(plan, limit, 1, optimizer, False)
-        best_ck = _largest_batch(plan_ck, limit, segments, optimizer, False)
+        best = _largest_batch(plan, limit, 1, opt, False)
+        best_ck = _largest_batch(plan_ck, limit, segments, opt, False)
     name = activation if isinstance(activation, str) else type(activation).__name__
-    return MemoryReport(tuple(int(n) for n in sizes), name, str(dt), str(optimizer), segments,
-                        rows, limit, best, best_ck)
+    return MemoryReport(tuple(sizes), name, str(dt), str(optimizer), segments, rows, limit, best,
+                        best_ck)
+
+
+def _check_parameters_fit(sizes: Sequence[int], param_bytes: int, budget: int | None) -> None:
+    """Refuse a network whose parameters alone exceed the available memory and the budget."""
+    available = available_bytes()
+    room = max(r for r in (available, budget, -1) if r is not None)
+    if room >= 0 and param_bytes > room:
+        where = [f"the {format_bytes(available)} of memory available"] \
+            if available is not None else []
+        where += [f"the budget of {format_bytes(budget)}"] if budget is not None else []
+        raise InvalidValueError(f"memory report: the parameters of MLP {_sizes_label(sizes)} "
+                                f"alone need {format_bytes(param_bytes)}, more than "
+                                f"{' and '.join(where)}")
 
 
 _COLORS = {"parameters": "#4c72b0", "gradients": "#dd8452", "optimizer_state": "#8172b3",

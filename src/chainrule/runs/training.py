@@ -289,16 +289,17 @@ def evaluate_rows(model: Any, meta: dict[str, Any], X: np.ndarray, y: np.ndarray
 
 # --------------------------------------------------------------------------- the guard
 def memory_guard(config: TrainConfig, data: Prepared, budget: int | None) -> int:
-    """Refuse a run whose training step would not fit (before anything is allocated)."""
-    from .guard import check_fits, step_bytes
+    """Refuse a run whose training step would not fit (before anything is allocated): the step
+    as ``chainrule.memory`` predicts it from the layer sizes alone, plus the preprocessed data."""
+    from .. import memory
 
     sizes = network_sizes(config, data)
-    itemsize = np.dtype(config.dtype).itemsize
     batch = min(config.batch_size, max(len(data.split.train), 1))
-    rows = len(data.table.X)
-    need = step_bytes(sizes, batch, itemsize, config.optimizer) + rows * sizes[0] * itemsize
-    check_fits(need, budget, f"training an MLP {'-'.join(map(str, sizes))} with batches of "
-                             f"{batch}")
+    est = memory.estimate_mlp(sizes, batch, activation=config.activation, dtype=config.dtype,
+                              optimizer=config.optimizer, dropout=config.dropout)
+    need = int(est.peak) + len(data.table.X) * sizes[0] * np.dtype(config.dtype).itemsize
+    memory.check_fits(need, budget, what=f"training an MLP {'-'.join(map(str, sizes))} with "
+                                         f"batches of {batch}")
     return need
 
 
