@@ -432,7 +432,11 @@ def _auto_batch_size(cfg: Any, budget: int | None, quiet: bool) -> int:
     rows = len(data.split.train)
     sizes = network_sizes(cfg, data)
     # the guard counts the preprocessed data too (chainrule.runs.training.memory_guard)
-    limit -= len(data.table.X) * sizes[0] * np.dtype(cfg.dtype).itemsize
+    data_bytes = len(data.table.X) * sizes[0] * np.dtype(cfg.dtype).itemsize
+    if data_bytes >= limit:
+        fail(f"the data alone ({memory.format_bytes(data_bytes)}) needs more than the memory "
+             f"budget of {memory.format_bytes(limit)}")
+    limit -= data_bytes
     memory.check_fits(memory.estimate_mlp(sizes, 1, activation=cfg.activation, dtype=cfg.dtype,
                                           optimizer=cfg.optimizer, dropout=cfg.dropout),
                       limit, what="even a batch of one")
