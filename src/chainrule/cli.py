@@ -610,9 +610,45 @@ def _positive_ints(text: str, what: str) -> list[int]:
     return values
 
 
+def _given(exc: Exception) -> str:
+    """The value the user gave for the option a usage error is about, if any."""
+    param = getattr(exc, "param", None)
+    args = sys.argv[1:]
+    for opt in getattr(param, "opts", None) or []:
+        for i, a in enumerate(args):
+            if a == opt and i + 1 < len(args):
+                return f" (got {args[i + 1]!r})"
+            if a.startswith(opt + "="):
+                return f" (got {a[len(opt) + 1:]!r})"
+    return ""
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: usage errors (unknown option, bad value) are one line too."""
+    try:
+        import click
+    except ImportError:  # typer >= 0.2x vendors click
+        from typer import _click as click  # type: ignore[no-redef]
+
+    try:
+        code = app(standalone_mode=False)   # an Exit raised by a command comes back as its code
+    except click.exceptions.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            typer.echo(exc.ctx.get_help())
+            sys.exit(2)
+        sub = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent is not None else ""
+        hint = f" (see chainrule {sub + ' ' if sub else ''}--help)"
+        typer.echo(f"error: {_one_line(exc.format_message())}{_given(exc)}{hint}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -129,9 +129,9 @@ def atomic_write(path: str | os.PathLike[str], blob: bytes) -> Path:
         except FileExistsError:  # pragma: no cover - a 48-bit name collision
             continue
     try:
-        if keep is not None:
-            os.chmod(fd if os.chmod in os.supports_fd else tmp, keep)
         with os.fdopen(fd, "wb") as fh:
+            if keep is not None:
+                os.chmod(fh.fileno() if os.chmod in os.supports_fd else tmp, keep)
             fh.write(blob)
             fh.flush()
             os.fsync(fh.fileno())

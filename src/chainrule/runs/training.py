@@ -359,7 +359,9 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
                                            "chainrule_version": cr.__version__})
         start = time.perf_counter()
         try:
-            history = trainer.fit(train_loader, val_loader, config.epochs)
+            # overflow on the way to a divergence is reported by the health checks, in one line
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                history = trainer.fit(train_loader, val_loader, config.epochs)
         except KeyboardInterrupt:
             saved = trainer.checkpoint_last_epoch()
             if not saved and created and work == out:
@@ -386,8 +388,16 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
         _write_json(work / "summary.json", summary)
         if plots:
             _plots(setup, history, work, parts["test"])
-    except BaseException:
+    except TrainingInterrupted:
         if work != out:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    except BaseException:
+        # a run that failed leaves nothing behind: the staged overwrite, or the directory this
+        # run created (a resumed run keeps its last checkpoint)
+        if work != out or (created and not resume):
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
