@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import json
 import multiprocessing
 import random
@@ -93,7 +94,11 @@ def base_files(folder: str | Path) -> dict[str, bytes]:
              "pipeline": cr.save(_pipeline(), folder / "pipeline.safetensors").read_bytes()}
     trainer, loader = make_trainer(folder / "run")
     trainer.fit(loader, epochs=1)
-    files["checkpoint"] = (folder / "run" / CHECKPOINT_NAME).read_bytes()
+    assert (folder / "run" / CHECKPOINT_NAME).is_file()
+    state = trainer.state()  # the same, with fixed durations: the same bytes in every run
+    state["history"]["epochs"] = [{**e, "seconds": 0.01, "samples_per_second": 2000.0}
+                                  for e in state["history"]["epochs"]]
+    files["checkpoint"] = trainer.save_checkpoint(folder / "base.safetensors", state).read_bytes()
     return files
 
 
@@ -108,7 +113,7 @@ def mutate(blob: bytes, rng: random.Random) -> bytes:
     return mutate_bytes(out, rng, edits=1) if rng.random() < 0.1 else out
 
 
-_VALUES: tuple[Any, ...] = (
+_VALUES: tuple[Any, ...] = (  # (copied when used: an edit may change a list or dict in place)
     0, 1, -1, 2, 3, 5, 7, 255, 2**31, 2**31 + 1, 2**32, 2**53 + 1, 2**63, 2**64, 2**127, 2**128,
     -2**63, 0.0, -0.0, 0.5, -0.5, 1.5, 0.999, 1e-308, 1e308, -1e308, True, False, None, "",
     "x", "relu", "tanh", "Linear", "MLP", "Sequential", "Standardize", "OneHot", "Impute",
@@ -208,13 +213,13 @@ def _edit(value: Any, rng: random.Random) -> Any:
             slots.append((v, k))
             stack.append(child)
     if not slots:
-        return rng.choice(_VALUES)
+        return copy.deepcopy(rng.choice(_VALUES))
     leaves = [(p, k) for p, k in slots if not isinstance(p[k], (dict, list))]
     parent, key = rng.choice(leaves if leaves and rng.random() < 0.6 else slots)
     old = parent[key]
     op = rng.random()
     if op < 0.35:
-        parent[key] = rng.choice(_VALUES)
+        parent[key] = copy.deepcopy(rng.choice(_VALUES))
     elif op < 0.55 and isinstance(old, (int, float)) and not isinstance(old, bool):
         parent[key] = rng.choice((old + 1, old - 1, -old, old * 2, old // 2 if isinstance(
             old, int) else old / 2, old * 10**rng.randint(1, 40)))
@@ -232,7 +237,7 @@ def _edit(value: Any, rng: random.Random) -> Any:
     elif op < 0.95:  # nested deeply: see _dumps
         parent[key] = f"{_DEEP}{rng.choice((40, 70, 200, 5000, 100_000))}"
     else:
-        parent[key] = rng.choice(_VALUES)
+        parent[key] = copy.deepcopy(rng.choice(_VALUES))
     return value
 
 

@@ -20,10 +20,12 @@ Reading trusts nothing in the file. :func:`read` checks the container (:func:`st
 every value finite). :func:`load` then checks the architecture against an explicit schema before
 anything is built: nesting depth and size bounded, each ``type`` a registered layer, each
 built-in layer's config of the right types and ranges (widths, probabilities, activation names
-or activation specs, dtypes), and the number of values the layers need equal to the number the
-file holds (for a layer registered by the user, whose needs are unknown, the integers of its
-config are bounded instead). Only then is the model built, each tensor's name, shape and dtype
-compared with the model's, and the values loaded. Every defect is a
+or activation specs, dtypes), the layers of a ``Sequential`` chained width to width, and the
+number of values the layers need (parameters and buffers) equal to the number the file holds
+(for a layer registered by the user, whose needs are unknown, the integers of its config are
+bounded instead). Only then is the model built, each tensor's name, shape and dtype compared
+with the model's, the values loaded and checked (a ``Standardize`` scale must be positive).
+Every defect is a
 :class:`~chainrule.errors.FileFormatError` that names the file and the problem.
 """
 

@@ -26,7 +26,9 @@ as JSON in which every array is replaced by ``{"__array__": <tensor name>}``, ev
 every tuple by ``{"__tuple__": [...]}`` and every non-finite float by ``{"__float__": "nan"}``.
 :func:`read_checkpoint` checks the structure (the keys, the types and ranges of the counters and
 options, the random generators' states, that every tensor is used exactly once) before anything
-uses it, and :func:`check_fits` checks it against the run it is loaded into.
+uses it, and :func:`check_fits` checks it against the run it is loaded into: names, shapes and
+dtypes against the model and optimizer, and the saved optimizer and scheduler states tried out
+on stand-in copies (one step each), since only their own code knows what they need.
 """
 
 from __future__ import annotations
@@ -519,6 +521,7 @@ def check_fits(state: dict[str, Any], where: str, *, model: Any, optimizer: Any,
         if state["best_state"] is not None:
             _fits_arrays(state["best_state"], own, "best_state")
         _fits_optimizer(state["optimizer"], optimizer)
+        _try_optimizer(state["optimizer"], optimizer)
         if scheduler is not None and state["scheduler"] is not None:
             _fits_template(state["scheduler"], scheduler.state_dict(), "scheduler")
             _try_scheduler(state["scheduler"], scheduler, optimizer, state["optimizer"])
@@ -567,6 +570,35 @@ def _fits_optimizer(saved: dict[str, Any], optimizer: Any) -> None:
         for name, value in entry.items():
             if isinstance(value, np.ndarray):
                 _fits_array(value, by_index[index].data, f"optimizer.state[{index}].{name}")
+
+
+def _try_optimizer(saved: dict[str, Any], optimizer: Any) -> None:
+    """Take one step with the saved optimizer state on a copy of the optimizer whose parameters
+    are one-element stand-ins (and whose state arrays are too): the state's entries must be the
+    ones the saved options call for (``amsgrad`` switched on in a file needs
+    ``max_exp_avg_sq``), which only the optimizer's own step knows."""
+    from .nn import Parameter
+
+    tiny: dict[int, Any] = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            t = Parameter(np.zeros(1, dtype=np.dtype(str(p.dtype))))
+            t.grad = np.zeros(1, dtype=t.data.dtype)
+            tiny[id(p)] = t
+    try:
+        probe = copy.deepcopy(optimizer, {id(optimizer.state): {}, **{
+            id(p): tiny[id(p)] for g in optimizer.param_groups for p in g["params"]}})
+    except Exception:  # noqa: BLE001 - an optimizer that cannot be copied is not probed
+        return
+    small = {"param_groups": copy.deepcopy(saved["param_groups"]), "state": {
+        i: {k: (np.zeros(1, v.dtype) if isinstance(v, np.ndarray) else v) for k, v in e.items()}
+        for i, e in saved["state"].items()}}
+    try:
+        probe.load_state_dict(small)
+        probe.step()
+    except Exception as exc:  # noqa: BLE001 - whatever the optimizer's code makes of it
+        raise FileFormatError(f"optimizer: the saved state does not work ({type(exc).__name__}: "
+                              f"{exc})") from None
 
 
 def _try_scheduler(saved: dict[str, Any], scheduler: Any, optimizer: Any,
