@@ -242,3 +242,20 @@ def test_train_as_a_subprocess(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown data set" in proc.stderr
     assert Path(tmp_path / "x" / "model.safetensors").exists()
+
+
+def test_identical_runs_write_identical_bytes(tmp_path):
+    """Model and checkpoint files are byte-identical across processes (hash seeds differ)."""
+    digests = []
+    for i, seed in enumerate(("1", "2")):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "CHAINRULE_CACHE": str(tmp_path / "c")}
+        out = tmp_path / f"r{i}"
+        proc = subprocess.run([sys.executable, "-m", "chainrule", "train", "--dataset", "moons",
+                               "--epochs", "3", "--hidden", "8", "-q", "--out", str(out)],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        digests.append({name: (out / name).read_bytes() for name in
+                        ("model.safetensors", "checkpoint.safetensors", "split.json")})
+        modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+        assert len(set(modes.values())) == 1, modes     # model files as the rest of the run
+    assert digests[0] == digests[1]

@@ -30,6 +30,7 @@ from .io import atomic_write
 from .tensor import Tensor
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+_TIMINGS = ("seconds", "samples_per_second")
 
 
 class TrainingDivergedError(ChainruleError, FloatingPointError):
@@ -366,7 +367,11 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng": _random.default_generator.get_state(),
             "loader": loader_state,
-            "history": {"epochs": self.history.epochs, "best_epoch": self.history.best_epoch,
+            # wall-clock timings stay in metrics.jsonl: without them identical runs write
+            # identical checkpoint bytes
+            "history": {"epochs": [{k: v for k, v in e.items() if k not in _TIMINGS}
+                                   for e in self.history.epochs],
+                        "best_epoch": self.history.best_epoch,
                         "best_value": self.history.best_value,
                         "stopped_early": self.history.stopped_early,
                         "baseline": self.history.baseline},
@@ -424,6 +429,7 @@ class Trainer:
         self.epoch = state["epoch"]
         self._bad_epochs = state["bad_epochs"]
         self._best_state = state["best_state"]
+        self._saved_epoch = self.epoch           # the file on disk holds this epoch
 
 
 def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
