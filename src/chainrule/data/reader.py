@@ -204,6 +204,10 @@ def _read_frame(p: Path, fmt: str, header: bool, delimiter: str | None,
             return pd.read_parquet(p)
         except Exception as exc:  # pyarrow raises many types for a corrupt file
             raise InputFileError(f"{p}: not a readable Parquet file ({exc})") from None
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1 or
+                                  delimiter in "\r\n\"'"):
+        raise InputFileError(f"--delimiter must be one character (not a quote or newline), got "
+                             f"{delimiter!r}")
     enc = _encoding_of(p, encoding)
     try:
         text = p.read_bytes().decode(enc)
@@ -215,6 +219,7 @@ def _read_frame(p: Path, fmt: str, header: bool, delimiter: str | None,
     if not text.strip():
         raise InputFileError(f"{p}: the file is empty")
     sep = delimiter or _sniff(text)
+    _check_widths(p, text, sep)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, header=None, dtype=str,
                             keep_default_na=False, na_filter=False, skip_blank_lines=False,
@@ -237,6 +242,23 @@ def _read_frame(p: Path, fmt: str, header: bool, delimiter: str | None,
     if frame.empty:
         raise InputFileError(f"{p}: the file is empty")
     return frame.apply(lambda col: col.str.strip())
+
+
+def _check_widths(p: Path, text: str, sep: str) -> None:
+    """Every non-blank row has as many fields as the first (pandas would pad a short row)."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True)
+    width = None
+    try:
+        for row in reader:
+            if not any(c.strip() for c in row):
+                continue
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                raise InputFileError(f"{p}, line {reader.line_num}: {len(row)} fields, but the "
+                                     f"first row has {width}")
+    except csv.Error as exc:
+        raise InputFileError(f"{p}: not a readable CSV file ({exc})") from None
 
 
 def _looks_numeric(cells: Sequence[str]) -> bool:
@@ -339,6 +361,12 @@ def _infer(p: Path, columns: dict[str, Any], names: list[str], target: Any,
             continue
         missing = _missing_mask(columns[n], typed)
         labels = columns[n].astype(str).to_numpy()
+        numbers = int((~missing & ~bad).sum())
+        if numbers >= int(bad.sum()):   # mostly numbers: the text cells are typos, not categories
+            i = int(np.flatnonzero(bad)[0])
+            raise InputFileError(f"{p}, {where} {int(lines[i])}, column {n!r}: {labels[i]!r} is "
+                                 f"not a number (the column holds {numbers} numbers and "
+                                 f"{int(bad.sum())} text cell(s))")
         vocab = sorted(set(labels[~missing].tolist()))
         if len(vocab) > _MAX_CATEGORIES or (len(vocab) > 50 and len(vocab) > 0.5 * len(lines)):
             i = int(np.flatnonzero(bad)[0])

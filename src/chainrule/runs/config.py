@@ -211,6 +211,11 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise InvalidValueError(f"{p}: unknown option(s) {unknown}")
     if isinstance(out.get("hidden"), str):
         out["hidden"] = parse_hidden(out["hidden"])
+    hidden = out.get("hidden")
+    if hidden is not None and not (isinstance(hidden, list) and all(
+            isinstance(h, int) and not isinstance(h, bool) and 0 < h <= 2**31 for h in hidden)):
+        raise InvalidValueError(f"{p}: hidden must be a list of positive layer sizes, got "
+                                f"{hidden!r}")
     probe = TrainConfig(**out)
     try:
         _check_types(probe)
