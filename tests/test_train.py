@@ -250,3 +250,35 @@ def test_evaluate_and_predict_as_subprocesses(tmp_path):
                            str(bad)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "missing column(s)" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])
+def test_divergence_stops_the_run_under_every_optimizer(optimizer, tmp_path):
+    """A learning rate far too large stops the run in one line naming the epoch (and leaves no
+    run directory behind); --no-divergence-check lets it go on."""
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--dataset", "moons", "--hidden", "16", "--epochs",
+                                 "5", "--optimizer", optimizer, "--lr", "1e6", "--out",
+                                 str(out), "-q"])
+    assert result.exit_code == 2, result.output
+    assert ("diverged at epoch" in result.output or "non-finite" in result.output or
+            "the loss became" in result.output), result.output
+    assert "epoch" in result.output and not out.exists()
+
+
+def test_non_finite_weights_are_named_with_epoch_and_batch():
+    cr.manual_seed(0)
+    model = cr.nn.MLP([2, 4, 2])
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+    train, _ = _loaders()
+    poisoned = {"n": 0}
+
+    def step(original=opt.step):
+        original()
+        poisoned["n"] += 1
+        if poisoned["n"] == 3:                       # the update of batch 3 breaks the weights
+            model.linears[0].weight.data[0, 0] = np.inf
+
+    opt.step = step
+    with pytest.raises(TrainingDivergedError, match=r"non-finite at epoch 1, batch 3"):
+        Trainer(model, F.cross_entropy, opt, progress="none").fit(train, epochs=1)

@@ -151,8 +151,8 @@ class Trainer:
         divergence_factor: stop (:class:`TrainingDivergedError`) when the monitored loss grows
             past this many times its value for the initial weights (None: never).
 
-    Training health: a non-finite loss stops the run naming epoch and batch; so do non-finite
-    weights (found at the next batch's loss, or at the end of the epoch for its last batch).
+    Training health: a non-finite loss, or non-finite weights after an update (checked after
+    every step), stop the run naming epoch and batch.
     """
 
     def __init__(self, model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
@@ -210,24 +210,21 @@ class Trainer:
             loss = self.loss_fn(output, y)
             value = loss.item()
             if not math.isfinite(value):
-                where = (f"the weights became non-finite at epoch {self.epoch + 1}, batch {i}"
-                         if i > 0 and not _all_finite(params) else
-                         f"the loss became {value} at epoch {self.epoch + 1}, batch {i + 1}")
                 raise TrainingDivergedError(
-                    f"{where}: lower the learning rate, standardise the inputs, or clip "
-                    "gradients")
+                    f"the loss became {value} at epoch {self.epoch + 1}, batch {i + 1}: lower "
+                    "the learning rate, standardise the inputs, or clip gradients")
             self.optimizer.zero_grad()
             loss.backward()
             if self.clip_grad_norm is not None:
                 clip_grad_norm_(params, self.clip_grad_norm)
             self.optimizer.step()
+            if not _all_finite(params):    # a few microseconds; names the batch exactly
+                raise TrainingDivergedError(
+                    f"the weights became non-finite at epoch {self.epoch + 1}, batch {i + 1}: "
+                    "lower the learning rate, standardise the inputs, or clip gradients")
             acc.add(value, output.data, y.data)
             if bar is not None:
                 bar(int(output.shape[0]), value)
-        if acc.n and not _all_finite(params):
-            raise TrainingDivergedError(
-                f"the weights became non-finite at epoch {self.epoch + 1}, batch {i + 1}: lower "
-                "the learning rate, standardise the inputs, or clip gradients")
         return acc.metrics("train_")
 
     def evaluate(self, loader: Any, prefix: str = "val_") -> dict[str, float]:

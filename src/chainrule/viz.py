@@ -230,3 +230,25 @@ def plot_network(model: Any, path: str | Path, max_neurons: int = 12) -> Path:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def plot_confusion(confusion: np.ndarray, path: Path, class_names: Any = None) -> Path:
+    """The confusion matrix (rows: true class, columns: predicted) as a heat map."""
+    plt = _pyplot()
+    k = confusion.shape[0]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * k, 1 + 0.45 * k))
+    ax.imshow(confusion, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if confusion[i, j] > confusion.max() / 2 else "black")
+    names = [str(c) for c in class_names] if class_names is not None else [str(i)
+                                                                           for i in range(k)]
+    ax.set_xticks(range(k), names, fontsize=7)
+    ax.set_yticks(range(k), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -12,8 +12,8 @@ from .config import DEFAULTS, LOSSES, OPTIMIZERS, RECOMMENDED, TrainConfig, pars
 from .evaluation import Evaluation, evaluate_run
 from .metrics import compute_metrics, headline
 from .model_file import RunModel, load_run_model, predict_outputs
-from .training import Setup, TrainingInterrupted, build, loaders, plot_confusion, \
-    prepare_data, train_run
+from .training import Setup, TrainingInterrupted, build, loaders, prepare_data, \
+    train_run
 
 load_model_bundle = load_run_model
 
@@ -21,5 +21,5 @@ __all__ = [
     "DEFAULTS", "LOSSES", "OPTIMIZERS", "RECOMMENDED", "TrainConfig", "parse_hidden",
     "read_config_file", "Evaluation", "evaluate_run", "compute_metrics", "headline", "RunModel",
     "load_run_model", "load_model_bundle", "predict_outputs", "Setup", "TrainingInterrupted",
-    "build", "loaders", "plot_confusion", "prepare_data", "train_run",
+    "build", "loaders", "prepare_data", "train_run",
 ]

@@ -456,7 +456,7 @@ def _summary(setup: Setup, trainer: Any, history: Any, seconds: float,
 
 # --------------------------------------------------------------------------- pictures
 def _plots(setup: Setup, history: Any, out: Path, test: dict[str, Any]) -> None:
-    from ..viz import _pyplot, plot_decision_regions
+    from ..viz import _pyplot, plot_confusion, plot_decision_regions
 
     plt = _pyplot()
     epochs = [e["epoch"] for e in history.epochs]
@@ -483,27 +483,3 @@ def _plots(setup: Setup, history: Any, out: Path, test: dict[str, Any]) -> None:
             rows = d.split.test
             y = d.y[rows] if setup.prediction != "sign" else 2 * d.y[rows] - 1
             plot_decision_regions(setup.model, d.table.X[rows], y, out / "boundary.png")
-
-
-def plot_confusion(confusion: np.ndarray, path: Path, class_names: Any = None) -> Path:
-    """The confusion matrix (rows: true class, columns: predicted) as a heat map."""
-    from ..viz import _pyplot
-
-    plt = _pyplot()
-    k = confusion.shape[0]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * k, 1 + 0.45 * k))
-    ax.imshow(confusion, cmap="Blues")
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if confusion[i, j] > confusion.max() / 2 else "black")
-    names = [str(c) for c in class_names] if class_names is not None else [str(i)
-                                                                           for i in range(k)]
-    ax.set_xticks(range(k), names, fontsize=7)
-    ax.set_yticks(range(k), names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
