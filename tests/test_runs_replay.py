@@ -184,3 +184,30 @@ def test_a_changed_data_file_is_refused_unless_data_is_given(runs, tmp_path):
         assert printed["metrics"]["samples"] == len(X)
     finally:
         data.write_bytes(original)
+
+
+def test_a_first_stage_model_file_still_predicts_with_its_standardiser(tmp_path):
+    """Version-1 files kept the standardiser in the metadata; loading makes it a layer."""
+    cr.manual_seed(0)
+    mlp = cr.nn.MLP([2, 4, 2])
+    mean, scale = [10.0, -3.0], [2.0, 0.5]
+    old = {"task": "classification", "loss": "cross-entropy", "prediction": "argmax",
+           "num_classes": 2, "n_features": 2, "feature_names": ["u", "v"],
+           "class_names": ["0.0", "1.0"], "dataset": "old", "target": "label",
+           "standardizer": {"mean": mean, "scale": scale}}
+    path = tmp_path / "v1.safetensors"
+    cr.save(mlp, path, metadata={"run": json.dumps(old)})
+    rows = np.array([[11.0, -3.5], [7.0, -2.0], [10.0, -3.0]])
+    with cr.no_grad():
+        expected = mlp(cr.tensor(((rows - mean) / scale).astype(np.float32))).numpy()
+    rm = cr.runs.load_run_model(path)
+    np.testing.assert_allclose(rm.outputs(rows), expected, rtol=1e-6, atol=1e-6)
+    assert rm.class_names == ["0", "1"]
+    csv = tmp_path / "rows.csv"
+    csv.write_text("v,u\n" + "".join(f"{float(b)!r},{float(a)!r}\n" for a, b in rows))  # reordered
+    printed = _ok("predict", str(path), "--input", str(csv)).split()
+    assert printed[1:] == [["0", "1"][k] for k in expected.argmax(axis=1)]
+    old["standardizer"]["scale"] = [1.0, 0.0]
+    cr.save(mlp, path, metadata={"run": json.dumps(old)})
+    result = runner.invoke(app, ["predict", str(path), "--input", str(csv)])
+    assert result.exit_code == 2 and "standardizer" in result.output

@@ -8,6 +8,9 @@ The metadata (``user.run`` in the safetensors header, JSON)::
      "columns": {"columns": [...], "kinds": [...], "categories": {...}, "target": ...,
                  "file_columns": [...]},
      "impute": "mean" | "median" | null, "dtype": "float32" | "float64", "dataset": "..."}
+
+Files of the first stage (no ``version``; a bare MLP whose standardiser sat in the metadata) are
+upgraded on load to the same form, so what was saved before keeps working.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..data.reader import Schema, Table, read_table
-from ..errors import FileFormatError, InvalidValueError
+from ..errors import ChainruleError, FileFormatError, InvalidValueError
 
 META_KEY = "run"
 MODEL_NAME = "model.safetensors"
@@ -152,8 +155,59 @@ def load_run_model(path: str | Path) -> RunModel:
         run = json.loads(text)
     except (ValueError, RecursionError):
         raise FileFormatError(f"{p}: the run metadata is not valid JSON") from None
+    if isinstance(run, dict) and "version" not in run and "n_features" in run:
+        model, run = _upgrade_v1(p, model, run)
     _check_run(p, run, model)
     return RunModel(model, run, p)
+
+
+def _upgrade_v1(p: Path, model: Any, old: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A model file of chainrule 0.1's first stage: a bare MLP whose standardiser lived in the
+    metadata. It becomes ``Sequential(Standardize, MLP)`` with version-2 metadata, so what was
+    saved before keeps working (and now carries its preprocessing)."""
+    import chainrule as cr
+
+    params = list(model.parameters())
+    if not params:
+        _fail(p, "a version-1 model without parameters")
+    dtype = str(params[0].dtype)
+    names = old.get("feature_names")
+    n = old.get("n_features")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= _MAX_COLUMNS:
+        _fail(p, "version-1 n_features")
+    names = _names(p, names, "feature_names", n)
+    st = old.get("standardizer")
+    if st is not None:
+        if not isinstance(st, dict) or not all(
+                isinstance(st.get(k), list) and len(st[k]) == n and
+                all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in st[k])
+                for k in ("mean", "scale")):
+            _fail(p, "version-1 standardizer must hold mean and scale lists of n_features "
+                     "numbers")
+        try:
+            layer = cr.nn.Standardize(n, dtype=dtype).set_statistics(st["mean"], st["scale"])
+        except ChainruleError as exc:
+            _fail(p, f"version-1 standardizer: {exc}")
+        model = cr.nn.Sequential(layer, model)
+    classes = old.get("class_names")
+    if isinstance(classes, list):
+        classes = [_integral_name(c) for c in classes]
+    schema = Schema(tuple(names), ("numeric",) * n, {}, old.get("target") if isinstance(
+        old.get("target"), str) else None, tuple(names))
+    run = run_metadata(task=old.get("task"), loss=old.get("loss"),
+                       prediction=old.get("prediction"), num_classes=old.get("num_classes"),
+                       class_names=classes, schema=schema, impute=None, dtype=dtype,
+                       dataset=str(old.get("dataset", ""))[:4096])
+    return model, run
+
+
+def _integral_name(name: Any) -> Any:
+    """``"1.0"`` -> ``"1"``: version 1 wrote numeric labels as floats."""
+    try:
+        v = float(name)
+    except (TypeError, ValueError):
+        return name
+    return str(int(v)) if v.is_integer() and str(name).strip() != "" else name
 
 
 # --------------------------------------------------------------------------- the schema
