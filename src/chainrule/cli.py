@@ -640,11 +640,9 @@ def main() -> None:
         hint = f" (see chainrule {sub + ' ' if sub else ''}--help)"
         typer.echo(f"error: {_one_line(exc.format_message())}{_given(exc)}{hint}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     if isinstance(code, int) and code:

@@ -334,6 +334,10 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
     data = prepare_data(config, out if resume else None)
     for note in data.notes:
         say(f"note: {note}")
+    cats = data.table.schema.categories
+    if cats:
+        say("note: text columns are categorical (one-hot encoded): " + ", ".join(
+            f"{c} ({len(v)} categories)" for c, v in cats.items()))
     memory_guard(config, data, memory_budget)
     setup = build(config, data)
     train_loader, val_loader = loaders(setup)
