@@ -27,7 +27,6 @@ import csv
 import hashlib
 import io
 import os
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,17 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DTypeError, FileFormatError, InvalidValueError, ShapeError
+from ..errors import DTypeError, ShapeError
+from .arrays import InputFileError, load_npy, load_npz
 
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?", "-nan", "nat", "<na>"})
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".npz": "npz", ".npy": "npy",
            ".parquet": "parquet", ".pq": "parquet"}
 _MAX_CATEGORIES = 1000
-
-
-class InputFileError(InvalidValueError):
-    """A data file that cannot be read under the reader's rules; the message names the file and,
-    where there is one, the row and the column."""
 
 
 @dataclass(frozen=True)
@@ -459,87 +454,9 @@ def _conform(p: Path, columns: dict[str, Any], names: list[str], schema: Schema,
 
 
 # --------------------------------------------------------------------------- NPZ and NPY
-def _npy_header(fh: Any, what: str, available: int) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype from an .npy header, checked against the bytes that follow it."""
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(fh, max_header_size=10000)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = fmt.read_array_header_2_0(fh, max_header_size=10000)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
-        raise InputFileError(f"{what}: not a valid .npy array ({exc})") from None
-    if dtype.hasobject:
-        raise InputFileError(f"{what}: an object (pickled) array; chainrule reads arrays with "
-                             "allow_pickle=False, so store plain numbers or strings")
-    n = 1
-    for s in shape:
-        n *= int(s)
-    need = n * dtype.itemsize
-    if need > available:
-        raise InputFileError(f"{what}: the header declares shape {shape} of {dtype} "
-                             f"({need:,} bytes) but only {available:,} bytes follow it: the "
-                             "file is truncated or corrupt")
-    return tuple(int(s) for s in shape), dtype
-
-
-def _check_limit(what: str, shape: tuple[int, ...], dtype: np.dtype,
-                 memory_limit: int | None) -> None:
-    need = int(np.prod(shape, dtype=np.float64)) * max(dtype.itemsize, 8)
-    if memory_limit is not None and need > memory_limit:
-        raise InputFileError(f"{what}: shape {shape} needs {need:,} bytes as float64, more than "
-                             f"the {memory_limit:,} bytes available")
-
-
-def _load_npy(p: Path, memory_limit: int | None) -> dict[str, np.ndarray]:
-    size = p.stat().st_size
-    with p.open("rb") as fh:
-        shape, dtype = _npy_header(fh, str(p), size - 0)
-        available = size - fh.tell()
-    if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > available:
-        raise InputFileError(f"{p}: truncated: the header declares {shape} of {dtype}")
-    _check_limit(str(p), shape, dtype, memory_limit)
-    try:
-        return {"X": np.load(p, allow_pickle=False)}
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputFileError(f"{p}: not a readable .npy file ({exc})") from None
-
-
-def _load_npz(p: Path, memory_limit: int | None) -> dict[str, np.ndarray]:
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise InputFileError(f"{p}: not a readable .npz archive ({exc})") from None
-    out: dict[str, np.ndarray] = {}
-    with zf:
-        for info in zf.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            key = info.filename[:-4]
-            what = f"{p}, array {key!r}"
-            try:
-                with zf.open(info) as fh:
-                    shape, dtype = _npy_header(fh, what, info.file_size)
-                _check_limit(what, shape, dtype, memory_limit)
-                with zf.open(info) as fh:
-                    out[key] = np.lib.format.read_array(fh, allow_pickle=False)
-            except InputFileError:
-                raise
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-                    RuntimeError) as exc:
-                raise InputFileError(f"{what}: cannot be read ({exc})") from None
-            except Exception as exc:  # zlib.error and kin: a corrupt member
-                raise InputFileError(f"{what}: cannot be read ({type(exc).__name__}: {exc})") \
-                    from None
-    return out
-
-
 def _read_arrays(p: Path, fmt: str, schema: Schema | None, need_target: bool,
                  memory_limit: int | None) -> Table:
-    arrays = _load_npy(p, memory_limit) if fmt == "npy" else _load_npz(p, memory_limit)
+    arrays = load_npy(p, memory_limit) if fmt == "npy" else load_npz(p, memory_limit)
     if "X" not in arrays:
         raise InputFileError(f"{p}: no array named X (holds {sorted(arrays) or 'nothing'})")
     X = arrays["X"]
