@@ -588,12 +588,12 @@ def checkpoint(tmp_path):
 
 
 def _rewrite(path, edit):
-    from chainrule import state_file
+    from chainrule import checkpoint_file
 
-    state = state_file.read_checkpoint(path)
+    state = checkpoint_file.read_checkpoint(path)
     edit(state)
     out = path.with_name("edited.safetensors")
-    out.write_bytes(state_file.checkpoint_bytes(state))
+    out.write_bytes(checkpoint_file.checkpoint_bytes(state))
     return out
 
 
@@ -785,10 +785,10 @@ def test_checkpoint_round_trip_with_non_finite_metrics_and_no_loader(checkpoint)
 
 
 def test_checkpoint_arrays_with_colliding_paths_are_all_kept():
-    from chainrule import state_file
+    from chainrule import checkpoint_file, state_file
 
-    blob = state_file.checkpoint_bytes({"a/b": np.ones(1, np.float32),
-                                        "a": {"b": np.zeros(1, np.float32)}})
+    blob = checkpoint_file.checkpoint_bytes({"a/b": np.ones(1, np.float32),
+                                             "a": {"b": np.zeros(1, np.float32)}})
     arrays, _ = state_file.decode(blob, "test")
     assert sorted(arrays) == ["state/a/b", "state/a/b#1"]
 

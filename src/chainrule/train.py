@@ -378,9 +378,9 @@ class Trainer:
 
     def save_checkpoint(self, path: str | Path, state: dict[str, Any] | None = None) -> Path:
         """Write :meth:`state` (or a ``state`` kept earlier) atomically: a safetensors file with
-        the arrays as tensors and the rest as JSON (``chainrule.state_file``), the same bytes
+        the arrays as tensors and the rest as JSON (``chainrule.checkpoint_file``), the same bytes
         for the same state."""
-        from .state_file import checkpoint_bytes
+        from .checkpoint_file import checkpoint_bytes
 
         return atomic_write(path, checkpoint_bytes(self.state() if state is None else state))
 
@@ -389,11 +389,11 @@ class Trainer:
 
         The file is checked completely first (its structure, every array finite, the random
         generators' states, then that it fits this model, optimizer, scheduler and loader:
-        ``chainrule.state_file.read_checkpoint`` and ``check_fits``), so a damaged, forged or
+        ``chainrule.checkpoint_file.read_checkpoint`` and ``check_fits``), so a damaged, forged or
         mismatched file raises :class:`FileFormatError` naming it and leaves the trainer as it
         was.
         """
-        from .state_file import check_fits, read_checkpoint
+        from .checkpoint_file import check_fits, read_checkpoint
 
         loader = train_loader if train_loader is not None else self._loader
         if not (hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict")):
