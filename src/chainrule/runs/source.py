@@ -140,13 +140,13 @@ def replay(record: dict[str, Any]) -> Table:
         return table
     path = Path(record["path"])
     if not path.is_file():
-        raise InvalidValueError(f"the run's data file {path} is gone; evaluate on labelled data "
-                                "with --data FILE")
+        raise InvalidValueError(f"the run's data file {path} is gone; `chainrule evaluate RUN "
+                                "--data FILE` scores other labelled rows")
     from ..data.reader import file_sha256
 
     if file_sha256(path) != record["sha256"]:
         raise InvalidValueError(f"the run's data file {path} changed since training (its "
-                                "SHA-256 differs); evaluate on new labelled data with --data FILE")
+                                "SHA-256 differs); `chainrule evaluate RUN --data FILE` scores other labelled rows")
     return read_table(path, target=record["target"], header=record["header"],
                       delimiter=record["delimiter"], encoding=record["encoding"],
                       allow_missing=record["impute"],
