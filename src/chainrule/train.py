@@ -90,6 +90,15 @@ class _Accumulator:
             self.sum_y2 += float((y * y).sum())
             self.width = y.shape[1]
 
+    def totals(self) -> np.ndarray:
+        """The running sums, to add up over data-parallel ranks."""
+        return np.array([self.n, self.loss, self.correct, self.sse, self.sum_y, self.sum_y2],
+                        dtype=np.float64)
+
+    def set_totals(self, t: np.ndarray) -> None:
+        self.n, self.correct = int(t[0]), int(t[2])
+        self.loss, self.sse, self.sum_y, self.sum_y2 = (float(v) for v in t[[1, 3, 4, 5]])
+
     def metrics(self, prefix: str) -> dict[str, float]:
         if self.n == 0:
             return {}
@@ -150,6 +159,11 @@ class Trainer:
             one returning True stops training.
         divergence_factor: stop (:class:`TrainingDivergedError`) when the monitored loss grows
             past this many times its value for the initial weights (None: never).
+        gradient_sync: data-parallel training: called as ``gradient_sync(n_local)`` after each
+            backward and before the step (``chainrule.distributed.GradientAverager``); the
+            loader then yields this rank's share of each global batch, possibly empty.
+        reduce_sums: data-parallel training: sums an array over the ranks (the epoch's
+            training-metric totals), e.g. ``chainrule.distributed.allreduce_sum``.
 
     Training health: a non-finite loss, or non-finite weights after an update (checked after
     every step), stop the run naming epoch and batch.
@@ -161,7 +175,9 @@ class Trainer:
                  early_stopping: int | None = None, monitor: str | None = None,
                  run_dir: str | Path | None = None, checkpoint_every: int = 1,
                  progress: str = "auto", callbacks: Sequence[Callable[..., Any]] = (),
-                 divergence_factor: float | None = None) -> None:
+                 divergence_factor: float | None = None,
+                 gradient_sync: Callable[[int], Any] | None = None,
+                 reduce_sums: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         if task not in ("classification", "regression"):
             raise InvalidValueError(f"task must be 'classification' or 'regression', got {task!r}")
         if prediction not in ("argmax", "sign", "logit"):
@@ -183,6 +199,7 @@ class Trainer:
         if divergence_factor is not None and not divergence_factor > 1:
             raise InvalidValueError("divergence_factor must be a number > 1")
         self.divergence_factor = divergence_factor
+        self.gradient_sync, self.reduce_sums = gradient_sync, reduce_sums
         self._snapshot: dict[str, Any] | None = None   # the last finished epoch, if not on disk
         self._saved_epoch = -1
         self.history = History()
@@ -206,15 +223,21 @@ class Trainer:
         acc = _Accumulator(self.task, self.prediction)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for i, (x, y) in enumerate(self._batches(loader)):
-            output = self.model(x)
-            loss = self.loss_fn(output, y)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"the loss became {value} at epoch {self.epoch + 1}, batch {i + 1}: lower "
-                    "the learning rate, standardise the inputs, or clip gradients")
+            n = int(x.shape[0])
             self.optimizer.zero_grad()
-            loss.backward()
+            if n:
+                output = self.model(x)
+                loss = self.loss_fn(output, y)
+                value = loss.item()
+                # data-parallel: a non-finite loss reaches every rank through the gradient
+                # allreduce and stops them all at the weights check below, together
+                if not math.isfinite(value) and self.gradient_sync is None:
+                    raise TrainingDivergedError(
+                        f"the loss became {value} at epoch {self.epoch + 1}, batch {i + 1}: "
+                        "lower the learning rate, standardise the inputs, or clip gradients")
+                loss.backward()
+            if self.gradient_sync is not None:
+                self.gradient_sync(n)
             if self.clip_grad_norm is not None:
                 clip_grad_norm_(params, self.clip_grad_norm)
             self.optimizer.step()
@@ -222,13 +245,18 @@ class Trainer:
                 raise TrainingDivergedError(
                     f"the weights became non-finite at epoch {self.epoch + 1}, batch {i + 1}: "
                     "lower the learning rate, standardise the inputs, or clip gradients")
-            acc.add(value, output.data, y.data)
-            if bar is not None:
-                bar(int(output.shape[0]), value)
+            if n:
+                acc.add(value, output.data, y.data)
+                if bar is not None:
+                    bar(n, value)
+        if self.reduce_sums is not None:
+            acc.set_totals(self.reduce_sums(acc.totals()))
         return acc.metrics("train_")
 
-    def evaluate(self, loader: Any, prefix: str = "val_") -> dict[str, float]:
-        """Metrics of the model (in eval mode, without recording) over ``loader``."""
+    def evaluate(self, loader: Any, prefix: str = "val_", sharded: bool = False
+                 ) -> dict[str, float]:
+        """Metrics of the model (in eval mode, without recording) over ``loader``; ``sharded``:
+        the loader yields this rank's share, and the totals are summed over the ranks."""
         was_training = getattr(self.model, "training", True)
         self.model.eval()
         acc = _Accumulator(self.task, self.prediction)
@@ -239,6 +267,8 @@ class Trainer:
                     acc.add(self.loss_fn(output, y).item(), output.data, y.data)
         finally:
             self.model.train(was_training)
+        if sharded and self.reduce_sums is not None:
+            acc.set_totals(self.reduce_sums(acc.totals()))
         return acc.metrics(prefix)
 
     # ------------------------------------------------------------------ the run
@@ -257,7 +287,8 @@ class Trainer:
         watched = "val_loss" if val_loader is not None else "train_loss"
         if self.divergence_factor is not None and self.history.baseline is None and \
                 self.epoch == 0:
-            self.history.baseline = self.evaluate(val_loader or train_loader, "")["loss"]
+            self.history.baseline = self.evaluate(val_loader or train_loader, "",
+                                                  sharded=val_loader is None)["loss"]
         self._in_epoch = False
         while self.epoch < epochs and not self.history.stopped_early:
             start = time.perf_counter()

@@ -31,8 +31,12 @@ app.add_typer(plot_app, name="plot")
 
 
 def fail(message: str) -> None:
-    """Print a one-line user error and exit with code 2."""
-    typer.echo(f"error: {_one_line(message)}", err=True)
+    """Print a one-line user error and exit with code 2 (in a data-parallel run every rank meets
+    the same error; rank 0 says it)."""
+    from .. import distributed
+
+    if distributed.rank() == 0:
+        typer.echo(f"error: {_one_line(message)}", err=True)
     raise typer.Exit(2)
 
 

@@ -66,6 +66,9 @@ def train(
     no_header: bool = READ_OPTS["no_header"],
     delimiter: str = READ_OPTS["delimiter"],
     encoding: str = READ_OPTS["encoding"],
+    distributed: bool = typer.Option(False, "--distributed", help="Data-parallel over MPI: "
+                                     "run as `mpiexec -n N chainrule train --distributed ...`; "
+                                     "--batch-size is the global batch (divisible by N)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final result."),
 ) -> None:
     """Train an MLP on a data set; with no options, digits in a few seconds."""
@@ -131,7 +134,9 @@ def train(
     keep_freed_memory()
     summary = train_run(cfg, run_dir, resume=resume is not None, overwrite=overwrite,
                         progress="none" if quiet else "auto", memory_budget=budget,
-                        echo=lambda line: typer.echo(line, err=True))
+                        distributed=distributed, echo=lambda line: typer.echo(line, err=True))
+    if "rank" in summary:       # a data-parallel rank other than 0: rank 0 reports
+        return
     where = summary["run_dir"]
     if "test_accuracy" in summary:
         typer.echo(f"{summary['dataset']}: test accuracy {summary['test_accuracy']:.4f} "

@@ -53,6 +53,9 @@ class DataLoader:
             a private generator seeded from the default generator, so ``chainrule.manual_seed``
             makes it reproducible.
         device: move each batch to this device (``"cpu"``, ``"cuda"``); the dataset stays put.
+        shard: ``(rank, world_size)`` for data-parallel training: every rank iterates the same
+            global batches (same seed) and yields only its contiguous share of each (sizes
+            differ by at most one; possibly empty), so it touches only its own rows.
 
     ``len(loader)`` is the number of batches per epoch: ``ceil(N / batch_size)``, or
     ``N // batch_size`` with ``drop_last``.
@@ -65,7 +68,8 @@ class DataLoader:
 
     def __init__(self, dataset: Dataset, batch_size: int = 32, shuffle: bool = False,
                  drop_last: bool = False, generator: _random.Generator | None = None,
-                 seed: int | None = None, device: str | None = None) -> None:
+                 seed: int | None = None, device: str | None = None,
+                 shard: tuple[int, int] | None = None) -> None:
         if not isinstance(dataset, Dataset) and not (
             hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")
         ):
@@ -80,6 +84,7 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.device = device
+        self.shard = _shard(shard)
         if generator is not None:
             self.generator = _random.resolve(generator)
         elif seed is not None:
@@ -109,6 +114,9 @@ class DataLoader:
         self._batch_index = start_batch
         for b in range(start_batch, n_batches):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            if self.shard is not None:   # this rank's contiguous share of the global batch
+                r, w = self.shard
+                lo, hi = lo + (hi - lo) * r // w, lo + (hi - lo) * (r + 1) // w
             index = slice(lo, hi) if order is None else order[lo:hi]
             batch = self._fetch(index)
             self._batch_index = b + 1
@@ -118,6 +126,9 @@ class DataLoader:
         self._in_epoch = False
 
     def _fetch(self, index: slice | np.ndarray) -> tuple[Tensor, ...]:
+        if isinstance(index, slice) and index.start == index.stop and \
+                not isinstance(self.dataset, TensorDataset):
+            index = np.zeros(0, dtype=np.int64)
         if isinstance(self.dataset, TensorDataset):
             # A slice is a view; an index array gathers exactly this batch (one allocation).
             arrays = [a[index] for a in self.dataset.arrays]
@@ -198,3 +209,17 @@ def _collate(items: list[Any], dtype: np.dtype) -> list[Any]:
         column = [r[k].data if isinstance(r[k], Tensor) else r[k] for r in rows]
         out.append(convert_field(np.stack([np.asarray(c) for c in column]), dtype, f"field {k}"))
     return out
+
+
+def _shard(shard: Any) -> tuple[int, int] | None:
+    """``(rank, world_size)``: each global batch is split into world_size contiguous shares
+    (sizes differ by at most one) and this loader yields share ``rank`` (possibly empty)."""
+    if shard is None:
+        return None
+    try:
+        r, w = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"shard must be (rank, world_size), got {shard!r}") from None
+    if not 0 <= r < w:
+        raise InvalidValueError(f"shard rank {r} is not in 0..{w - 1}")
+    return r, w

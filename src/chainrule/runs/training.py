@@ -262,7 +262,9 @@ def build(config: TrainConfig, data: Prepared | None = None) -> Setup:
                  features)
 
 
-def loaders(setup: Setup) -> tuple[Any, Any]:
+def loaders(setup: Setup, shard: tuple[int, int] | None = None) -> tuple[Any, Any]:
+    """The training loader (this rank's ``shard`` of every global batch, data-parallel) and
+    the validation loader (every rank scores the whole validation part)."""
     from ..data import DataLoader, TensorDataset
 
     d, c, k = setup.data, setup.config, setup.n_outputs
@@ -270,7 +272,8 @@ def loaders(setup: Setup) -> tuple[Any, Any]:
     y = d.y
     train = TensorDataset(setup.features["train"],
                           _targets(y[d.split.train], setup.loss_name, k, dtype))
-    train_loader = DataLoader(train, batch_size=c.batch_size, shuffle=True, seed=c.seed)
+    train_loader = DataLoader(train, batch_size=c.batch_size, shuffle=True, seed=c.seed,
+                              shard=shard)
     val_loader = None
     if d.split.val.size:
         val = TensorDataset(setup.features["val"],
@@ -310,20 +313,35 @@ def _default_run_dir() -> Path:
 
 def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False,
               overwrite: bool = False, progress: str = "auto", plots: bool = True,
-              memory_budget: int | None = None,
+              memory_budget: int | None = None, distributed: bool = False,
               echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train as ``chainrule train`` does and fill the run directory; returns the summary.
 
     Everything that can be checked is checked before the directory is touched: options, data,
     the split, and the memory the step needs.
+
+    ``distributed``: data-parallel over MPI (run under ``mpiexec``): ``batch_size`` is the global
+    batch, each of the N ranks computes on batch_size / N rows of it, the gradients are averaged
+    with one allreduce per step, and only rank 0 writes the run directory; N ranks end with the
+    parameters one process would have.
     """
     import chainrule as cr
 
     from ..train import CHECKPOINT_NAME, Trainer
 
+    from .. import distributed as dist
+
     say = echo or (lambda s: None)
     out = Path(run_dir or config.out or _default_run_dir())
     config.validate()
+    if distributed:
+        dist.init()
+    world, main = dist.world_size(), dist.is_main()
+    if config.batch_size % world:
+        raise InvalidValueError(f"--batch-size {config.batch_size} is the global batch; it must "
+                                f"be divisible by the {world} processes")
+    if not main:
+        say = lambda s: None  # noqa: E731 - rank 0 speaks for the run
     if resume:
         if not (out / "config.json").is_file():
             raise InvalidValueError(f"{out}: not a run directory (no config.json)")
@@ -340,27 +358,40 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
             f"{c} ({len(v)} categories)" for c, v in cats.items()))
     memory_guard(config, data, memory_budget)
     setup = build(config, data)
-    train_loader, val_loader = loaders(setup)
-    # -- from here on the disk changes
-    directory.remove_stale(out)
+    train_loader, val_loader = loaders(setup, (dist.rank(), world) if world > 1 else None)
+    sync = {}
+    if world > 1:
+        dist.broadcast_parameters(setup.network.parameters())
+        sync = {"gradient_sync": dist.GradientAverager(setup.network.parameters()),
+                "reduce_sums": dist.allreduce_sum}
+        dist.barrier()      # every rank has checked everything before rank 0 writes
+    # -- from here on the disk changes (rank 0 only)
     created = not out.exists()
-    work = directory.staging_dir(out) if (overwrite and not resume and out.exists()
-                                          and any(out.iterdir())) else out
-    work.mkdir(parents=True, exist_ok=True)
+    work = out
+    if main:
+        directory.remove_stale(out)
+        work = directory.staging_dir(out) if (overwrite and not resume and out.exists()
+                                              and any(out.iterdir())) else out
+        work.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(setup.network, setup.loss_fn, setup.optimizer, task=data.task,
                       prediction=setup.prediction if setup.prediction != "none" else "argmax",
                       clip_grad_norm=config.clip_grad_norm,
-                      early_stopping=config.early_stopping, run_dir=work,
-                      checkpoint_every=config.checkpoint_every, progress=progress,
-                      divergence_factor=DIVERGENCE_FACTOR if config.divergence_check else None)
+                      early_stopping=config.early_stopping, run_dir=work if main else None,
+                      checkpoint_every=config.checkpoint_every,
+                      progress=progress if main else "none",
+                      divergence_factor=DIVERGENCE_FACTOR if config.divergence_check else None,
+                      **sync)
     try:
         if resume:
             trainer.load_checkpoint(work / CHECKPOINT_NAME, train_loader)
-            directory.truncate_metrics(work, trainer.epoch)
-        else:
+            if main:
+                directory.truncate_metrics(work, trainer.epoch)
+        elif main:
             write_split(work, data.record, data.split)
-        _write_json(work / "config.json", {**config.as_dict(), "out": str(out),
-                                           "chainrule_version": cr.__version__})
+        if main:
+            _write_json(work / "config.json", {**config.as_dict(), "out": str(out),
+                                               "chainrule_version": cr.__version__,
+                                               "processes": world})
         start = time.perf_counter()
         try:
             # overflow on the way to a divergence is reported by the health checks, in one line
@@ -368,7 +399,7 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
                 history = trainer.fit(train_loader, val_loader, config.epochs)
         except KeyboardInterrupt:
             saved = trainer.checkpoint_last_epoch()
-            if not saved and created and work == out:
+            if not saved and created and work == out and main:
                 import shutil
 
                 shutil.rmtree(out, ignore_errors=True)
@@ -378,6 +409,8 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
                 f"interrupted; epoch {trainer.epoch} is checkpointed in {out}: continue with "
                 f"chainrule train --resume {out}") from None
         seconds = time.perf_counter() - start
+        if not main:
+            return {"run_dir": str(out), "rank": dist.rank()}
         meta = run_metadata(task=data.task, loss=setup.loss_name, prediction=setup.prediction,
                             num_classes=data.num_classes, class_names=data.class_names,
                             schema=data.table.schema, impute=config.impute, dtype=config.dtype,
@@ -393,15 +426,17 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
         if plots:
             _plots(setup, history, work, parts["test"])
     except TrainingInterrupted:
-        if work != out:
+        if main and work != out:
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
         raise
-    except BaseException:
+    except BaseException as exc:
+        if world > 1 and isinstance(exc, Exception) and not isinstance(exc, ChainruleError):
+            dist.abort(exc)     # a failure of this rank alone: no rank may wait in a collective
         # a run that failed leaves nothing behind: the staged overwrite, or the directory this
         # run created (a resumed run keeps its last checkpoint)
-        if work != out or (created and not resume):
+        if main and (work != out or (created and not resume)):
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
