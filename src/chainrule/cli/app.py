@@ -30,13 +30,16 @@ plot_app = typer.Typer(help="Pictures of the hypothesis (PNG or SVG).", no_args_
 app.add_typer(plot_app, name="plot")
 
 
-def fail(message: str) -> None:
-    """Print a one-line user error and exit with code 2 (in a data-parallel run every rank meets
-    the same error; rank 0 says it)."""
+def fail(message: str, every_rank: bool = False) -> None:
+    """Print a one-line user error and exit with code 2. In a data-parallel run every rank
+    usually meets the same error and rank 0 says it; an error of some ranks only
+    (``every_rank``) is said by each of them, naming its rank."""
     from .. import distributed
 
-    if distributed.rank() == 0:
+    if distributed.rank() == 0 and not every_rank:
         typer.echo(f"error: {_one_line(message)}", err=True)
+    elif every_rank:
+        typer.echo(f"error (rank {distributed.rank()}): {_one_line(message)}", err=True)
     raise typer.Exit(2)
 
 
@@ -88,7 +91,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
         except ChainruleError as exc:
-            fail(str(exc))
+            fail(str(exc), getattr(exc, "every_rank", False))
         except (OSError, UnicodeDecodeError) as exc:
             fail(str(exc))
         except MemoryError:

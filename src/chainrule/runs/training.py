@@ -342,23 +342,35 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
                                 f"be divisible by the {world} processes")
     if not main:
         say = lambda s: None  # noqa: E731 - rank 0 speaks for the run
-    if resume:
-        if not (out / "config.json").is_file():
-            raise InvalidValueError(f"{out}: not a run directory (no config.json)")
-        if not (out / CHECKPOINT_NAME).is_file():
-            raise InvalidValueError(f"{out}: no {CHECKPOINT_NAME} to resume from")
-    else:
-        directory.check_new_run(out, overwrite)
-    data = prepare_data(config, out if resume else None)
-    for note in data.notes:
-        say(f"note: {note}")
-    cats = data.table.schema.categories
-    if cats:
-        say("note: text columns are categorical (one-hot encoded): " + ", ".join(
-            f"{c} ({len(v)} categories)" for c, v in cats.items()))
-    memory_guard(config, data, memory_budget)
-    setup = build(config, data)
-    train_loader, val_loader = loaders(setup, (dist.rank(), world) if world > 1 else None)
+    failure: Exception | None = None
+    try:    # every check, on every rank, before anything is written
+        if resume:
+            if not (out / "config.json").is_file():
+                raise InvalidValueError(f"{out}: not a run directory (no config.json)")
+            if not (out / CHECKPOINT_NAME).is_file():
+                raise InvalidValueError(f"{out}: no {CHECKPOINT_NAME} to resume from")
+        else:
+            directory.check_new_run(out, overwrite)
+        data = prepare_data(config, out if resume else None)
+        for note in data.notes:
+            say(f"note: {note}")
+        cats = data.table.schema.categories
+        if cats:
+            say("note: text columns are categorical (one-hot encoded): " + ", ".join(
+                f"{c} ({len(v)} categories)" for c, v in cats.items()))
+        memory_guard(config, data, memory_budget)
+        setup = build(config, data)
+        train_loader, val_loader = loaders(setup, (dist.rank(), world) if world > 1 else None)
+    except Exception as exc:  # noqa: BLE001 - re-raised below, after the ranks agreed
+        failure = exc
+    if world > 1:   # decide together: a rank that failed alone must not leave others waiting
+        failed = int(dist.allreduce_sum(np.array([failure is not None], dtype=np.float64))[0])
+        if failed and failure is None:
+            raise InvalidValueError(f"{failed} other process(es) failed their checks")
+        if failure is not None and failed < world:
+            failure.every_rank = True     # type: ignore[attr-defined] - the CLI prints it
+    if failure is not None:
+        raise failure
     sync = {}
     if world > 1:
         dist.broadcast_parameters(setup.network.parameters())
