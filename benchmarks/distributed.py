@@ -627,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         "workloads": WORKLOADS,
         "measured": measured,
     }
-    res["projected"] = project(res)
+    res["projected"] = project(measured)
     res["machine"]["loadavg_after"] = list(os.getloadavg())
     res["wall_s"] = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)

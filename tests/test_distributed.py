@@ -110,3 +110,31 @@ def test_a_killed_rank_ends_every_rank_and_the_run_resumes(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == epochs + 1 and (out / "model.safetensors").exists()
+
+
+_ONE_RANK_FAILS = """
+import sys
+from mpi4py import MPI
+import chainrule.runs.training as T
+from chainrule.errors import InvalidValueError
+if MPI.COMM_WORLD.Get_rank() == 1:
+    def refuse(*args, **kwargs):
+        raise InvalidValueError("only rank 1 is out of memory")
+    T.memory_guard = refuse
+from chainrule.cli import main
+sys.argv = ["chainrule", "train", "--distributed", "-q", "--epochs", "1", "--out", sys.argv[1]]
+main()
+"""
+
+
+def test_a_check_failing_on_one_rank_ends_every_rank_without_a_hang(tmp_path):
+    script = tmp_path / "one_fails.py"
+    script.write_text(_ONE_RANK_FAILS)
+    out = tmp_path / "run"
+    proc = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(script), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert sorted(proc.stderr.strip().splitlines()) == [
+        "error (rank 1): only rank 1 is out of memory",
+        "error: 1 other process(es) failed their checks"]
+    assert not out.exists()
