@@ -14,7 +14,7 @@ from .errors import InvalidValueError
 def format_predictions(bundle: Any, outputs: np.ndarray, proba: bool) -> str:
     """CSV text: one line per row, ``prediction`` (and ``p_<class>`` columns with ``proba``)."""
     from .reference.lecture import softmax
-    from .train import predict_classes
+    from .runs.metrics import predicted_classes
 
     run = bundle.run
     task = run["task"]
@@ -27,9 +27,7 @@ def format_predictions(bundle: Any, outputs: np.ndarray, proba: bool) -> str:
         return buf.getvalue()
     names = run["class_names"]
     kind = run["prediction"]
-    classes = predict_classes(outputs, kind)
-    if kind == "sign":
-        classes = (classes > 0).astype(np.int64)
+    classes = predicted_classes(outputs, kind)
     if proba:
         if kind == "argmax":
             p = softmax(outputs.astype(np.float64))

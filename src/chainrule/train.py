@@ -222,6 +222,7 @@ class Trainer:
         self.model.train()
         acc = _Accumulator(self.task, self.prediction)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        watched = _weight_arrays(params)
         for i, (x, y) in enumerate(self._batches(loader)):
             n = int(x.shape[0])
             self.optimizer.zero_grad()
@@ -241,7 +242,7 @@ class Trainer:
             if self.clip_grad_norm is not None:
                 clip_grad_norm_(params, self.clip_grad_norm)
             self.optimizer.step()
-            if not _all_finite(params):    # a few microseconds; names the batch exactly
+            if not _all_finite(watched):   # one isfinite pass; names the batch exactly
                 raise TrainingDivergedError(
                     f"the weights became non-finite at epoch {self.epoch + 1}, batch {i + 1}: "
                     "lower the learning rate, standardise the inputs, or clip gradients")
@@ -469,8 +470,20 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
     return Trainer(model, loss_fn, optimizer, **options).fit(train_data, val_data, epochs)
 
 
-def _all_finite(params: Sequence[Any]) -> bool:
-    return all(bool(np.isfinite(to_numpy(p.data)).all()) for p in params)
+def _all_finite(arrays: Sequence[Any]) -> bool:
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
+def _weight_arrays(params: Sequence[Any]) -> list[Any]:
+    """The arrays to check for non-finite weights: the one flat buffer when the parameters are
+    exactly its views (``nn.MLP`` keeps them so), else each parameter's array."""
+    datas = [to_numpy(p.data) for p in params]
+    bases = {id(d.base): d.base for d in datas if d.base is not None}
+    if len(bases) == 1 and all(d.base is not None for d in datas):
+        base = next(iter(bases.values()))
+        if base.ndim == 1 and base.size == sum(d.size for d in datas):
+            return [base]
+    return datas
 
 
 def _copy_state(obj: Any) -> Any:

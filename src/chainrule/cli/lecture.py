@@ -128,13 +128,9 @@ def _model_and_points(model: Path, data: Path | None) -> tuple[Any, Any, Any]:
         table = rm.read(data, need_target=True)
         X, y = table.X, rm.targets(table.y, str(data))
     elif Path(model).is_dir():
-        from ..runs.source import read_split, replay
-        from ..runs.training import TrainConfig, _encode_targets
+        from ..runs.evaluation import recorded_rows
 
-        record, split = read_split(Path(model))
-        table = replay(record)
-        _, y_all, _ = _encode_targets(table, TrainConfig(task="classification"))
-        X, y = table.X[split.test], y_all[split.test]
+        X, y, _ = recorded_rows(Path(model), "test", rm.task)
     else:
         fail("--data FILE (labelled rows) is needed to draw a model file's regions")
     if rm.run["prediction"] == "sign":

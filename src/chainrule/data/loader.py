@@ -126,9 +126,6 @@ class DataLoader:
         self._in_epoch = False
 
     def _fetch(self, index: slice | np.ndarray) -> tuple[Tensor, ...]:
-        if isinstance(index, slice) and index.start == index.stop and \
-                not isinstance(self.dataset, TensorDataset):
-            index = np.zeros(0, dtype=np.int64)
         if isinstance(self.dataset, TensorDataset):
             # A slice is a view; an index array gathers exactly this batch (one allocation).
             arrays = [a[index] for a in self.dataset.arrays]

@@ -91,6 +91,7 @@ class Table:
     test_rows: np.ndarray | None = None
     source: dict[str, Any] = field(default_factory=dict)
     lines: np.ndarray | None = None
+    class_names: list[str] | None = None    # names of the sorted target values, if known
 
     def where(self, i: int) -> str:
         """How an error names row ``i``: the file's line number for text files, the row index
@@ -224,19 +225,13 @@ def _read_frame(p: Path, fmt: str, header: bool, delimiter: str | None,
     except (ValueError, pd.errors.EmptyDataError) as exc:
         raise InputFileError(f"{p}: not a readable CSV file ({exc})") from None
     frame.index = np.arange(1, len(frame) + 1)            # line numbers
-    cells = frame.to_numpy(dtype=object)
-    is_str = np.vectorize(lambda c: isinstance(c, str), otypes=[bool])(cells) if cells.size \
-        else np.zeros(cells.shape, bool)
-    blank = np.array([all((not s) or (not c.strip()) for c, s in zip(row, ok))
-                      for row, ok in zip(cells, is_str)], dtype=bool)
-    frame = frame[~blank]
-    short = ~is_str[~blank]
-    if short.any():
-        line = int(frame.index[np.flatnonzero(short.any(axis=1))[0]])
-        raise InputFileError(f"{p}, line {line}: fewer fields than the first row has columns")
+    # _check_widths has refused ragged rows, so every cell is a string (a blank line reads as
+    # a row of empty cells)
+    frame = frame.apply(lambda col: col.str.strip())
+    frame = frame[~(frame == "").all(axis=1).to_numpy()]
     if frame.empty:
         raise InputFileError(f"{p}: the file is empty")
-    return frame.apply(lambda col: col.str.strip())
+    return frame
 
 
 def _check_widths(p: Path, text: str, sep: str) -> None:
@@ -318,10 +313,8 @@ def _positional_names(width: int, schema: Schema | None) -> list[str]:
 def _missing_mask(col: Any, typed: bool) -> np.ndarray:
     if typed and col.dtype != object:
         return col.isna().to_numpy()
-    s = col.astype(object)
-    return np.array([(v is None) or (isinstance(v, float) and np.isnan(v)) or
-                     (isinstance(v, str) and v.strip().lower() in MISSING_TOKENS)
-                     for v in s], dtype=bool)
+    text = col.astype(str).str.strip().str.lower()
+    return (col.isna() | text.isin(MISSING_TOKENS)).to_numpy()
 
 
 def _as_numbers(col: Any, typed: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import InvalidValueError
 from ..tensor import Tensor
 from .accounting import saved_bytes, track
-from .plan import _OPTIMIZERS, _children, _model_dtype, _plan_of
+from .plan import _children, _model_dtype, _optimizer, _plan_of
 from .step_model import _check_batch
 
 
@@ -89,18 +89,11 @@ def measure_step(model: Any, batch_size: int, *, optimizer: Any = "sgd",
     from ..checkpoint import _generators
 
     batch_size = _check_batch(batch_size)
-    if isinstance(optimizer, str):
-        key = optimizer.lower().replace("-", "").replace("_", "")
-        if key not in _OPTIMIZERS:
-            raise InvalidValueError(f"unknown optimizer {optimizer!r}; expected one of "
-                                    f"{sorted(_OPTIMIZERS)}")
-        name, kwargs = _OPTIMIZERS[key]
-        cls = getattr(optim, name)
-    elif isinstance(optimizer, optim.Optimizer):
-        cls, kwargs = type(optimizer), dict(optimizer.defaults)
-    else:
+    if not isinstance(optimizer, (str, optim.Optimizer)):
         raise InvalidValueError(f"optimizer must be a name or an Optimizer, got "
                                 f"{type(optimizer).__name__}")
+    template = _optimizer(optimizer)       # a name: that class with its options
+    cls, kwargs = type(template), dict(template.defaults)
     params = list(model.parameters())
     dtype = _model_dtype(model)
     d_in = _children(model)[0].in_features

@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import InvalidValueError
 from .model_file import RunModel, load_run_model
 from .source import SPLIT_NAME, read_split, replay
-from .training import evaluate_rows
+from .training import encode_targets, evaluate_rows
 
 
 @dataclass
@@ -37,18 +37,21 @@ def evaluate_run(path: str | Path, part: str = "test", data: str | Path | None =
                         need_target=True)
         y = rm.targets(table.y, str(data))
         return Evaluation(evaluate_rows(rm.model, rm.run, table.X, y), rm, f"{data} (all rows)")
-    run_dir = Path(path)
-    if not run_dir.is_dir():
+    if not Path(path).is_dir():
         raise InvalidValueError(f"{path} is a model file without its run directory; give the "
                                 f"run directory (with {SPLIT_NAME}) or --data FILE")
+    X, y, label = recorded_rows(Path(path), part, rm.task)
+    return Evaluation(evaluate_rows(rm.model, rm.run, X, y), rm, f"{part} part of {label}")
+
+
+def recorded_rows(run_dir: Path, part: str, task: str) -> tuple[Any, Any, str]:
+    """The raw rows and targets of ``part`` of a run's recorded split, read again from the
+    recorded source (unchanged bytes required), encoded as training encoded them."""
     record, split = read_split(run_dir)
     table = replay(record)
     rows = split.part(part)
     if rows.max() >= len(table.X):
         raise InvalidValueError(f"{run_dir}: the recorded split does not fit the data")
-    from .training import TrainConfig, _encode_targets
-
-    task, y, _ = _encode_targets(table, TrainConfig(task=rm.task))
+    _, y, _ = encode_targets(table, task)
     label = record["name"] if record["kind"] == "builtin" else record["path"]
-    return Evaluation(evaluate_rows(rm.model, rm.run, table.X[rows], y[rows]), rm,
-                      f"{part} part of {label}")
+    return table.X[rows], y[rows], label

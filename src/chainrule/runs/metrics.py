@@ -28,11 +28,11 @@ def predicted_classes(out: np.ndarray, prediction: str) -> np.ndarray:
 
 def scores(out: np.ndarray, prediction: str) -> np.ndarray:
     """The score of class 1 that ROC AUC ranks by (two classes)."""
+    from ..reference.lecture import softmax
+
     out = np.asarray(out, dtype=np.float64)
     if prediction == "argmax":
-        z = out - out.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True))[:, 1]
+        return softmax(out)[:, 1]
     return out.reshape(len(out), -1)[:, 0]
 
 

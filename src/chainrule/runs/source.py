@@ -60,7 +60,7 @@ def _array_hash(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _builtin(name: str, noise: float | None) -> tuple[Table, dict[str, Any], list[str] | None]:
+def _builtin(name: str, noise: float | None) -> tuple[Table, dict[str, Any]]:
     from ..data import builtin, mnist1d_data, synthetic
 
     if name in builtin._SKLEARN:
@@ -69,8 +69,8 @@ def _builtin(name: str, noise: float | None) -> tuple[Table, dict[str, Any], lis
         raw = getattr(datasets, builtin._SKLEARN[name][0])()
         names = [str(f) for f in raw.feature_names]
         table = table_from_arrays(raw.data, raw.target, names)
+        table.class_names = [str(c) for c in raw.target_names]
         options: dict[str, Any] = {}
-        class_names = [str(c) for c in raw.target_names]
     elif name in synthetic.GENERATORS:
         make = synthetic.GENERATORS[name][0]
         opts: dict[str, Any] = {"n_samples": 1000, "seed": _BUILTIN_SPLIT_SEED}
@@ -79,7 +79,6 @@ def _builtin(name: str, noise: float | None) -> tuple[Table, dict[str, Any], lis
         X, y = make(dtype="float64", **opts)
         table = table_from_arrays(X, y, [f"x{i}" for i in range(X.shape[1])])
         options = opts
-        class_names = None
     elif name == "mnist1d":
         d = mnist1d_data.load_arrays(seed=_MNIST1D_SEED)
         n = len(d["y"])
@@ -88,7 +87,6 @@ def _builtin(name: str, noise: float | None) -> tuple[Table, dict[str, Any], lis
                                   [f"t{i}" for i in range(d["x"].shape[1])],
                                   test_rows=np.arange(n, n + len(d["y_test"])))
         options = {"seed": _MNIST1D_SEED}
-        class_names = None
     else:
         raise InvalidValueError(f"unknown built-in data set {name!r}")
     if noise is not None and name not in synthetic.GENERATORS:
@@ -96,12 +94,17 @@ def _builtin(name: str, noise: float | None) -> tuple[Table, dict[str, Any], lis
                                 f"{name!r}")
     record = {"kind": "builtin", "name": name, "options": options,
               "sha256": _array_hash(table.X, np.asarray(table.y))}
-    return table, record, class_names
+    return table, record
+
+
+def split_seed(record: dict[str, Any]) -> int:
+    """The seed of a source's documented split (mnist1d's own, 0 for the others)."""
+    return _MNIST1D_SEED if record.get("name") == "mnist1d" else _BUILTIN_SPLIT_SEED
 
 
 def load_source(config: Any, memory_limit: int | None = None
-                ) -> tuple[Table, dict[str, Any], list[str] | None]:
-    """The rows a config names, its source record and the class names a built-in set has."""
+                ) -> tuple[Table, dict[str, Any]]:
+    """The rows a config names, and its source record."""
     from ..data.builtin import _REGISTRY, _normalise
 
     name = str(config.dataset)
@@ -126,13 +129,13 @@ def load_source(config: Any, memory_limit: int | None = None
               "header": config.header, "delimiter": config.delimiter,
               "encoding": config.encoding, "impute": config.impute is not None,
               "dtype": config.dtype}
-    return table, record, None
+    return table, record
 
 
 def replay(record: dict[str, Any]) -> Table:
     """Read a recorded source again; its bytes (or generated arrays) must be unchanged."""
     if record["kind"] == "builtin":
-        table, again, _ = _builtin(record["name"], record["options"].get("noise"))
+        table, again = _builtin(record["name"], record["options"].get("noise"))
         if again["sha256"] != record["sha256"]:
             raise InvalidValueError(f"the built-in data set {record['name']!r} generates "
                                     "different rows than when the run was trained (another "

@@ -30,7 +30,7 @@ from . import directory
 from .config import TrainConfig
 from .metrics import compute_metrics
 from .model_file import MODEL_NAME, class_name, predict_outputs, run_metadata, save_run_model
-from .source import Split, load_source, make_split, read_split, replay, write_split
+from .source import Split, load_source, make_split, read_split, replay, split_seed, write_split
 
 DIVERGENCE_FACTOR = 100.0
 
@@ -77,18 +77,17 @@ def prepare_data(config: TrainConfig, run_dir: Path | None = None,
     if run_dir is not None:
         record, split = read_split(run_dir)
         table = replay(record)
-        builtin_names = _builtin_class_names(record)
     else:
-        table, record, builtin_names = load_source(config, memory_limit)
+        table, record = load_source(config, memory_limit)
         split = None
-    task, y, classes = _encode_targets(table, config)
+    task, y, classes = encode_targets(table, config.task)
     names = None
     if classes is not None:
-        names = ([builtin_names[int(c)] for c in classes] if builtin_names
+        names = ([table.class_names[int(c)] for c in classes] if table.class_names
                  else [class_name(c) for c in classes.tolist()])
     if split is None:
         split, note = make_split(len(y), y if task == "classification" else None, config,
-                                 table.test_rows, _split_seed(record))
+                                 table.test_rows, split_seed(record))
         if note:
             notes.append(note)
     elif max(int(a.max(initial=-1)) for a in (split.train, split.val, split.test)) >= len(y):
@@ -97,29 +96,14 @@ def prepare_data(config: TrainConfig, run_dir: Path | None = None,
                     names, notes)
 
 
-def _split_seed(record: dict[str, Any]) -> int:
-    return 42 if record.get("name") == "mnist1d" else 0
-
-
-def _builtin_class_names(record: dict[str, Any]) -> list[str] | None:
-    if record["kind"] != "builtin":
-        return None
-    from ..data import builtin
-
-    if record["name"] in builtin._SKLEARN:
-        from sklearn import datasets
-
-        raw = getattr(datasets, builtin._SKLEARN[record["name"]][0])()
-        return [str(c) for c in raw.target_names]
-    return None
-
-
-def _encode_targets(table: Table, config: TrainConfig
-                    ) -> tuple[str, np.ndarray, np.ndarray | None]:
+def encode_targets(table: Table, task: str | None
+                   ) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """``(task, y, classes)``: class indices into the sorted distinct labels ``classes``, or
+    float targets (regression); ``task`` None infers it from the targets."""
     from ..data.split import infer_task
 
     y = table.y
-    task = config.task or infer_task(y)
+    task = task or infer_task(y)
     if task == "regression":
         if y.dtype.kind not in "biuf":
             raise InvalidValueError("--task regression needs numeric targets; the target column "
