@@ -123,8 +123,9 @@ def train(
         except ValueError:
             fail(f"--batch-size must be a positive integer or 'auto', got {batch_size!r}")
     cfg = TrainConfig(**values)
+    prepared = None
     if batch_size == "auto":
-        cfg.batch_size = _auto_batch_size(cfg, budget, quiet)
+        cfg.batch_size, prepared = _auto_batch_size(cfg, budget)
     if run_dir is not None:
         cfg.out = str(run_dir)
     # This process is the application: keep the memory each step frees for the next one rather
@@ -134,6 +135,7 @@ def train(
     keep_freed_memory()
     summary = train_run(cfg, run_dir, resume=resume is not None, overwrite=overwrite,
                         progress="none" if quiet else "auto", memory_budget=budget,
+                        data=prepared,
                         distributed=distributed, echo=lambda line: typer.echo(line, err=True))
     if "rank" in summary:       # a data-parallel rank other than 0: rank 0 reports
         return
@@ -148,14 +150,12 @@ def train(
                    f"after {summary['epochs_run']} epochs; run saved in {where}")
 
 
-def _auto_batch_size(cfg: Any, budget: int | None, quiet: bool) -> int:
+def _auto_batch_size(cfg: Any, budget: int | None) -> tuple[int, Any]:
     """The largest batch whose step fits the budget (or the available memory), at most the
-    number of training rows."""
-    import numpy as np
-
+    number of training rows; and the data it read (the run goes on with it)."""
     from .. import memory
     from ..runs import prepare_data
-    from ..runs.training import network_sizes
+    from ..runs.training import data_bytes, network_sizes
 
     cfg.batch_size = 1
     cfg.validate()
@@ -165,12 +165,11 @@ def _auto_batch_size(cfg: Any, budget: int | None, quiet: bool) -> int:
         fail("--batch-size auto needs --memory-budget (the available memory is unknown here)")
     rows = len(data.split.train)
     sizes = network_sizes(cfg, data)
-    # the guard counts the preprocessed data too (chainrule.runs.training.memory_guard)
-    data_bytes = len(data.table.X) * sizes[0] * np.dtype(cfg.dtype).itemsize
-    if data_bytes >= limit:
-        fail(f"the data alone ({memory.format_bytes(data_bytes)}) needs more than the memory "
+    held = data_bytes(cfg, data)        # the guard counts the rows too (memory_guard)
+    if held >= limit:
+        fail(f"the data alone ({memory.format_bytes(held)}) needs more than the memory "
              f"budget of {memory.format_bytes(limit)}")
-    limit -= data_bytes
+    limit -= held
     memory.check_fits(memory.estimate_mlp(sizes, 1, activation=cfg.activation, dtype=cfg.dtype,
                                           optimizer=cfg.optimizer, dropout=cfg.dropout),
                       limit, what="even a batch of one")
@@ -182,4 +181,4 @@ def _auto_batch_size(cfg: Any, budget: int | None, quiet: bool) -> int:
         fail(f"not even one sample fits a training step in {memory.format_bytes(limit)}")
     typer.echo(f"--batch-size auto: {size} (of {rows} training rows; budget "
                f"{memory.format_bytes(limit)})", err=True)
-    return int(size)
+    return int(size), data

@@ -49,9 +49,8 @@ def recorded_rows(run_dir: Path, part: str, task: str) -> tuple[Any, Any, str]:
     recorded source (unchanged bytes required), encoded as training encoded them."""
     record, split = read_split(run_dir)
     table = replay(record)
+    split.check_rows(len(table.X), run_dir)
     rows = split.part(part)
-    if rows.max() >= len(table.X):
-        raise InvalidValueError(f"{run_dir}: the recorded split does not fit the data")
     _, y, _ = encode_targets(table, task)
     label = record["name"] if record["kind"] == "builtin" else record["path"]
     return table.X[rows], y[rows], label

@@ -45,6 +45,12 @@ class Split:
                                     f"{name}_size 0)")
         return rows
 
+    def check_rows(self, n: int, where: Any) -> None:
+        """Every recorded index is a row of the ``n`` rows read again."""
+        if max(int(a.max(initial=-1)) for a in (self.train, self.val, self.test)) >= n:
+            raise InvalidValueError(f"{where}: the recorded split does not fit the data ({n} "
+                                    "rows)")
+
     def as_dict(self) -> dict[str, Any]:
         return {"stratified": self.stratified, "train": self.train.tolist(),
                 "val": self.val.tolist(), "test": self.test.tolist()}

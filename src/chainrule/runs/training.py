@@ -90,8 +90,8 @@ def prepare_data(config: TrainConfig, run_dir: Path | None = None,
                                  table.test_rows, split_seed(record))
         if note:
             notes.append(note)
-    elif max(int(a.max(initial=-1)) for a in (split.train, split.val, split.test)) >= len(y):
-        raise InvalidValueError(f"{run_dir}: the recorded split does not fit the data")
+    else:
+        split.check_rows(len(y), run_dir)
     return Prepared(table, record, split, task, y, len(classes) if classes is not None else None,
                     names, notes)
 
@@ -275,6 +275,12 @@ def evaluate_rows(model: Any, meta: dict[str, Any], X: np.ndarray, y: np.ndarray
 
 
 # --------------------------------------------------------------------------- the guard
+def data_bytes(config: TrainConfig, data: Prepared) -> int:
+    """The preprocessed copy of the rows a run keeps beside the step: every row, the network's
+    input width, the network's dtype."""
+    return len(data.table.X) * network_sizes(config, data)[0] * np.dtype(config.dtype).itemsize
+
+
 def memory_guard(config: TrainConfig, data: Prepared, budget: int | None) -> int:
     """Refuse a run whose training step would not fit (before anything is allocated): the step
     as ``chainrule.memory`` predicts it from the layer sizes alone, plus the preprocessed data."""
@@ -284,7 +290,7 @@ def memory_guard(config: TrainConfig, data: Prepared, budget: int | None) -> int
     batch = min(config.batch_size, max(len(data.split.train), 1))
     est = memory.estimate_mlp(sizes, batch, activation=config.activation, dtype=config.dtype,
                               optimizer=config.optimizer, dropout=config.dropout)
-    need = int(est.peak) + len(data.table.X) * sizes[0] * np.dtype(config.dtype).itemsize
+    need = int(est.peak) + data_bytes(config, data)
     memory.check_fits(need, budget, what=f"training an MLP {'-'.join(map(str, sizes))} with "
                                          f"batches of {batch}")
     return need
@@ -298,6 +304,7 @@ def _default_run_dir() -> Path:
 def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False,
               overwrite: bool = False, progress: str = "auto", plots: bool = True,
               memory_budget: int | None = None, distributed: bool = False,
+              data: Prepared | None = None,
               echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train as ``chainrule train`` does and fill the run directory; returns the summary.
 
@@ -335,7 +342,8 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
                 raise InvalidValueError(f"{out}: no {CHECKPOINT_NAME} to resume from")
         else:
             directory.check_new_run(out, overwrite)
-        data = prepare_data(config, out if resume else None)
+        if data is None or resume:   # (given: already read, e.g. to size --batch-size auto)
+            data = prepare_data(config, out if resume else None)
         for note in data.notes:
             say(f"note: {note}")
         cats = data.table.schema.categories
