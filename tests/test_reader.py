@@ -114,3 +114,12 @@ def test_parquet_round_trip(tmp_path):
     t = read_table(p, target="y")
     assert t.schema.kinds == ("numeric", "categorical")
     np.testing.assert_array_equal(t.X, [[1.5, 0], [2.5, 1], [3.5, 0]])
+
+
+def test_a_line_of_empty_fields_is_a_row_not_a_blank_line(tmp_path):
+    p = _write(tmp_path, "e.csv", "a,b\n1,2\n\n,\n3,4\n\n")
+    schema = Schema(("a", "b"), ("numeric", "numeric"))
+    t = read_table(p, schema=schema, allow_missing=True)
+    assert t.X.shape == (3, 2) and np.isnan(t.X[1]).all()
+    with pytest.raises(InputFileError, match="line 4, column 'a': missing value"):
+        read_table(p, schema=schema)

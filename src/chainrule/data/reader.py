@@ -37,6 +37,8 @@ import numpy as np
 from ..errors import DTypeError, ShapeError
 from .arrays import InputFileError, load_npy, load_npz
 
+READER_VERSION = 1
+"""Bumped whenever the same bytes could be read into other rows (a run records it)."""
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?", "-nan", "nat", "<na>"})
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".npz": "npz", ".npy": "npy",
            ".parquet": "parquet", ".pq": "parquet"}
@@ -228,7 +230,14 @@ def _read_frame(p: Path, fmt: str, header: bool, delimiter: str | None,
     # _check_widths has refused ragged rows, so every cell is a string (a blank line reads as
     # a row of empty cells)
     frame = frame.apply(lambda col: col.str.strip())
-    frame = frame[~(frame == "").all(axis=1).to_numpy()]
+    # drop blank lines; a line of empty fields ("," ...) is a row of missing values, not blank
+    empty = np.array((frame == "").all(axis=1), dtype=bool)
+    if empty.any():
+        raw = text.splitlines()
+        for i in np.flatnonzero(empty):
+            line = int(frame.index[i])
+            empty[i] = line > len(raw) or not raw[line - 1].strip()
+        frame = frame[~empty]
     if frame.empty:
         raise InputFileError(f"{p}: the file is empty")
     return frame

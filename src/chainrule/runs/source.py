@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.reader import Table, read_table, table_from_arrays
+from ..data.reader import READER_VERSION, Table, read_table, table_from_arrays
 from ..errors import FileFormatError, InvalidValueError
 
 SPLIT_NAME = "split.json"
@@ -134,7 +134,7 @@ def load_source(config: Any, memory_limit: int | None = None
               "format": table.source["format"], "target": table.schema.target,
               "header": config.header, "delimiter": config.delimiter,
               "encoding": config.encoding, "impute": config.impute is not None,
-              "dtype": config.dtype}
+              "dtype": config.dtype, "reader_version": READER_VERSION}
     return table, record
 
 
@@ -153,6 +153,10 @@ def replay(record: dict[str, Any]) -> Table:
                                 "--data FILE` scores other labelled rows")
     from ..data.reader import file_sha256
 
+    if record.get("reader_version") != READER_VERSION:
+        raise InvalidValueError(f"the run's data file {path} was read by another version of "
+                                "chainrule's reader, which may give other rows; "
+                                "`chainrule evaluate RUN --data FILE` scores labelled rows")
     if file_sha256(path) != record["sha256"]:
         raise InvalidValueError(f"the run's data file {path} changed since training (its "
                                 "SHA-256 differs); `chainrule evaluate RUN --data FILE` scores other labelled rows")
