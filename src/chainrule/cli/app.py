@@ -145,14 +145,14 @@ def _given(exc: Exception) -> str:
 
 def main() -> None:
     """Console-script entry point: usage errors (unknown option, bad value) are one line too."""
-    try:
-        import click
-    except ImportError:  # typer >= 0.2x vendors click
-        from typer import _click as click  # type: ignore[no-redef]
+    try:    # typer >= 0.2x vendors click: its errors are not click's, even when click is
+        from typer._click.exceptions import UsageError  # installed (uvicorn needs it)
+    except ImportError:
+        from click.exceptions import UsageError  # type: ignore[no-redef]
 
     try:
         code = app(standalone_mode=False)   # an Exit raised by a command comes back as its code
-    except click.exceptions.UsageError as exc:
+    except UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
             typer.echo(exc.ctx.get_help())
             sys.exit(2)
