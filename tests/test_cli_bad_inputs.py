@@ -1308,6 +1308,12 @@ def _(env, tmp):
     return train(tmp, "--learning-rate", "0.1"), "--learning-rate"
 
 
+@case("train-extra-argument-subprocess", sub=True)
+def _(env, tmp):
+    # a positional data set name where --dataset is expected (with click importable too)
+    return ["train", "moons"], "moons"
+
+
 @case("predict-without-input-subprocess", sub=True)
 def _(env, tmp):
     return ["predict", str(env.runs["moons"])], "--input"
