@@ -12,7 +12,7 @@ breast_cancer; mnist1d for mnist1d (both in the ``data`` extra).
 
 from .builtin import list_datasets, load_dataset
 from .bundle import DatasetBundle, DatasetInfo
-from .dataset import Dataset, TensorDataset
+from .dataset import Dataset, RowsDataset, TensorDataset
 from .files import RawData, load_csv, load_npz, read_csv, read_npz
 from .loader import DataLoader
 from .preprocessing import Standardizer, encode_labels, one_hot
@@ -25,6 +25,7 @@ __all__ = [
     "DatasetBundle",
     "DatasetInfo",
     "RawData",
+    "RowsDataset",
     "SplitResult",
     "Standardizer",
     "TensorDataset",

@@ -53,20 +53,6 @@ def _check_limit(what: str, shape: tuple[int, ...], dtype: np.dtype,
                              f"the {memory_limit:,} bytes available")
 
 
-def load_npy(p: Path, memory_limit: int | None) -> dict[str, np.ndarray]:
-    size = p.stat().st_size
-    with p.open("rb") as fh:
-        shape, dtype = _npy_header(fh, str(p), size - 0)
-        available = size - fh.tell()
-    if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > available:
-        raise InputFileError(f"{p}: truncated: the header declares {shape} of {dtype}")
-    _check_limit(str(p), shape, dtype, memory_limit)
-    try:
-        return {"X": np.load(p, allow_pickle=False)}
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputFileError(f"{p}: not a readable .npy file ({exc})") from None
-
-
 def load_npz(p: Path, memory_limit: int | None) -> dict[str, np.ndarray]:
     try:
         zf = zipfile.ZipFile(p)

@@ -119,3 +119,40 @@ class TensorDataset(Dataset):
     def __repr__(self) -> str:
         shapes = ", ".join(f"{tuple(a.shape)} {a.dtype}" for a in self.arrays)
         return f"TensorDataset({shapes})"
+
+
+class RowsDataset(Dataset):
+    """Rows of a feature matrix, in memory or memory-mapped, prepared a batch at a time.
+
+    ``RowsDataset(X, rows, targets, transform)[i]`` is ``(transform(X[rows[i]]), targets[i])``;
+    the loader asks for whole batches through ``__getitems__`` (PyTorch's name for the batched
+    fetch), so a batch is one gather from ``X`` (a
+    :class:`~chainrule.data.mapped.MappedRows` reads only those rows from its files) and one call
+    of ``transform``, and the part is never held whole.
+
+    Args:
+        X: ``(N, d)`` raw rows (an array or :class:`~chainrule.data.mapped.MappedRows`).
+        rows: ``(n,)`` the indices into ``X`` of this part.
+        targets: ``(n, ...)`` the targets of those rows, already in their final dtype.
+        transform: raw float64 rows ``(b, d)`` -> inputs ``(b, d')`` (the preprocessing).
+    """
+
+    def __init__(self, X: Any, rows: Any, targets: Any, transform: Any) -> None:
+        self.X, self.rows, self.targets, self.transform = X, np.asarray(rows), targets, transform
+        if len(self.rows) != len(targets):
+            raise ShapeError(f"{len(self.rows)} rows but {len(targets)} targets")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitems__(self, index: Any) -> tuple[Any, Any]:
+        """The batch at positions ``index`` (a slice or an integer array): ``(inputs, targets)``
+        as arrays."""
+        return self.transform(np.asarray(self.X[self.rows[index]])), self.targets[index]
+
+    def __getitem__(self, index: Any) -> tuple[Tensor, Tensor]:
+        i = operator.index(index)
+        if not -len(self) <= i < len(self):
+            raise IndexingError(f"index {i} is out of range for a dataset of {len(self)} samples")
+        x, t = self.__getitems__(np.array([i]))
+        return Tensor._from_op(x[0], None), Tensor._from_op(np.asarray(t[0]), None)

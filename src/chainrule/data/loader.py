@@ -129,6 +129,8 @@ class DataLoader:
         if isinstance(self.dataset, TensorDataset):
             # A slice is a view; an index array gathers exactly this batch (one allocation).
             arrays = [a[index] for a in self.dataset.arrays]
+        elif hasattr(self.dataset, "__getitems__"):   # a dataset that fetches whole batches
+            arrays = list(self.dataset.__getitems__(index))
         else:
             idx = range(index.start, index.stop) if isinstance(index, slice) else index.tolist()
             items = [self.dataset[i] for i in idx]

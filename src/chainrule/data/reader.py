@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from .arrays import InputFileError, load_npy, load_npz
+from .arrays import InputFileError, load_npz
 
 READER_VERSION = 1
 """Bumped whenever the same bytes could be read into other rows (a run records it)."""
@@ -131,7 +131,10 @@ def read_table(path: str | os.PathLike[str], *, target: str | int | None = None,
     """Read a data file strictly (see the module docstring).
 
     Args:
-        path: a ``.csv``, ``.npz``, ``.npy`` or ``.parquet`` file.
+        path: a ``.csv``, ``.npz``, ``.npy`` or ``.parquet`` file, or a directory of ``.npy``
+            or ``.npz`` shards. ``.npy`` files and shard directories are memory-mapped: the
+            table's ``X`` is then a :class:`~chainrule.data.mapped.MappedRows` that gathers rows
+            on demand (see :mod:`chainrule.data.mapped`).
         target: the target column (training: its name, or its 0-based index in a file without
             a header). With a ``schema``, its target column is read when present.
         schema: a trained model's columns; None to infer them (training).
@@ -146,20 +149,25 @@ def read_table(path: str | os.PathLike[str], *, target: str | int | None = None,
     Raises:
         InputFileError: any violation of the rules, naming file, row and column.
     """
+    from .mapped import data_bytes_on_disk, read_mapped, shards_sha256
+
     p = Path(os.fspath(path))
     if not p.exists():
         raise InputFileError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputFileError(f"{p} is a directory, not a data file")
-    fmt = file_format(p)
-    if fmt in ("npz", "npy"):
-        table = _read_arrays(p, fmt, schema, need_target, memory_limit)
+    fmt = "shards" if p.is_dir() else file_format(p)
+    if fmt in ("npy", "shards"):    # memory-mapped: X is MappedRows, checked while opened
+        table = read_mapped(p, target=target, schema=schema, need_target=need_target,
+                            allow_missing=allow_missing, max_abs=max_abs)
     else:
-        frame = _read_frame(p, fmt, header, delimiter, encoding)
-        table = _from_frame(p, frame, header, target, schema, need_target, fmt == "parquet")
-    _check_values(p, table, allow_missing, max_abs, fmt)
-    table.source = {"path": str(p.resolve()), "sha256": file_sha256(p), "format": fmt,
-                    "bytes": p.stat().st_size}
+        if fmt == "npz":
+            table = _read_arrays(p, fmt, schema, need_target, memory_limit)
+        else:
+            frame = _read_frame(p, fmt, header, delimiter, encoding)
+            table = _from_frame(p, frame, header, target, schema, need_target,
+                                fmt == "parquet")
+        _check_values(p, table, allow_missing, max_abs, fmt)
+    table.source = {"path": str(p.resolve()), "sha256": shards_sha256(p), "format": fmt,
+                    "bytes": data_bytes_on_disk(p)}
     return table
 
 
@@ -458,7 +466,7 @@ def _conform(p: Path, columns: dict[str, Any], names: list[str], schema: Schema,
 # --------------------------------------------------------------------------- NPZ and NPY
 def _read_arrays(p: Path, fmt: str, schema: Schema | None, need_target: bool,
                  memory_limit: int | None) -> Table:
-    arrays = load_npy(p, memory_limit) if fmt == "npy" else load_npz(p, memory_limit)
+    arrays = load_npz(p, memory_limit)
     if "X" not in arrays:
         raise InputFileError(f"{p}: no array named X (holds {sorted(arrays) or 'nothing'})")
     X = arrays["X"]

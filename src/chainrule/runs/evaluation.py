@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.mapped import rows_of
 from ..errors import InvalidValueError
 from .model_file import RunModel, load_run_model
 from .source import SPLIT_NAME, read_split, replay
@@ -53,4 +54,4 @@ def recorded_rows(run_dir: Path, part: str, task: str) -> tuple[Any, Any, str]:
     rows = split.part(part)
     _, y, _ = encode_targets(table, task)
     label = record["name"] if record["kind"] == "builtin" else record["path"]
-    return table.X[rows], y[rows], label
+    return rows_of(table.X, rows), y[rows], label

@@ -90,7 +90,10 @@ class RunModel:
 
     def outputs(self, X: np.ndarray) -> np.ndarray:
         """Outputs for raw rows; a non-finite output is an error naming the row."""
-        X = np.asarray(X, dtype=np.float64)
+        from ..data.mapped import MappedRows
+
+        if not isinstance(X, MappedRows):     # mapped rows are gathered a batch at a time
+            X = np.asarray(X, dtype=np.float64)
         n = len(self.run["columns"]["columns"])
         if X.ndim != 2 or X.shape[1] != n:
             raise InvalidValueError(f"the model expects rows of {n} raw features, got shape "

@@ -24,11 +24,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..data.mapped import CHUNK_BYTES, MappedRows, rows_of
 from ..data.reader import Table
 from ..errors import ChainruleError, InvalidValueError
 from . import directory
 from .config import TrainConfig
 from .metrics import compute_metrics
+from .preprocess import fit_preprocessing
 from .model_file import MODEL_NAME, class_name, predict_outputs, run_metadata, save_run_model
 from .source import Split, load_source, make_split, read_split, replay, split_seed, write_split
 
@@ -66,7 +68,9 @@ class Setup:
     loss_fn: Any
     optimizer: Any
     n_outputs: int
-    features: dict[str, np.ndarray]   # preprocessed inputs of each part (the network's dtype)
+    features: dict[str, np.ndarray]   # preprocessed inputs of each part (the network's dtype);
+                                      # empty for memory-mapped data (preprocessed per batch)
+    transform: Callable[[np.ndarray], np.ndarray]   # raw rows -> network inputs
 
 
 # --------------------------------------------------------------------------- data
@@ -159,58 +163,6 @@ def network_sizes(config: TrainConfig, data: Prepared) -> list[int]:
     return [width, *config.hidden, n_out]
 
 
-def fit_preprocessing(config: TrainConfig, data: Prepared) -> list[Any]:
-    """Impute / OneHot / Standardize layers fitted on the training rows with scikit-learn."""
-    import chainrule as cr
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    schema = data.table.schema
-    X = data.table.X[data.split.train]
-    d = X.shape[1]
-    layers: list[Any] = []
-    cat = schema.categorical
-    num = [j for j in range(d) if j not in cat]
-    if config.impute is not None:
-        fill = np.zeros(d)
-        for cols, strategy in ((num, config.impute), (cat, "most_frequent")):
-            if not cols:
-                continue
-            empty = [schema.columns[j] for j in cols if np.isnan(X[:, j]).all()]
-            if empty:
-                raise InvalidValueError(f"column(s) {empty} have no values in the training part "
-                                        "to impute from")
-            fill[cols] = SimpleImputer(strategy=strategy).fit(X[:, cols]).statistics_
-        layers.append(cr.nn.Impute(d).set_fill(fill))
-        X = np.where(np.isnan(X), fill, X)
-    if cat:
-        counts = [len(schema.categories[schema.columns[j]]) for j in cat]
-        enc = OneHotEncoder(categories=[np.arange(k, dtype=np.float64) for k in counts],
-                            handle_unknown="error").fit(X[:, cat])
-        layers.append(cr.nn.OneHot(d, cat, [len(c) for c in enc.categories_]))
-    if config.standardize:
-        Z = X
-        if cat:
-            with cr.no_grad():
-                Z = layers[-1](cr.tensor(X)).numpy()
-        scaler = StandardScaler().fit(Z)
-        mean, scale = scaler.mean_.copy(), scaler.scale_.copy()
-        if cat:
-            onehot = layers[-1]
-            is_indicator = np.zeros(onehot.out_features, bool)
-            pos = 0
-            for j in range(d):
-                k = onehot.categories[onehot.columns.index(j)] if j in onehot.columns else 1
-                is_indicator[pos:pos + k] = j in onehot.columns
-                pos += k
-            mean[is_indicator], scale[is_indicator] = 0.0, 1.0
-        layers.append(cr.nn.Standardize(Z.shape[1], dtype=config.dtype).set_statistics(
-            mean, scale))
-    if layers:
-        layers[-1].dtype = np.dtype(config.dtype)
-    return layers
-
-
 def build(config: TrainConfig, data: Prepared | None = None) -> Setup:
     """Data, preprocessing, network, loss and optimizer for ``config`` (seeded)."""
     import chainrule as cr
@@ -234,35 +186,51 @@ def build(config: TrainConfig, data: Prepared | None = None) -> Setup:
     if config.optimizer == "momentum":
         kwargs["momentum"] = 0.9
     optimizer = opt_cls(network.parameters(), **kwargs)
-    features = {}
+    features: dict[str, np.ndarray] = {}
     X = data.table.X
-    with cr.no_grad():
+    transform = _transform(pre, config.dtype)
+    if not isinstance(X, MappedRows):    # in memory: preprocessed once; mapped: per batch
         for part in ("train", "val", "test"):
-            rows = getattr(data.split, part)
-            Z = cr.nn.Sequential(*pre)(cr.tensor(X[rows])).numpy() if pre else \
-                X[rows].astype(config.dtype)
-            features[part] = np.ascontiguousarray(Z)
+            features[part] = np.ascontiguousarray(transform(X[getattr(data.split, part)]))
     return Setup(config, data, model, network, loss, prediction, loss_fn, optimizer, n_out,
-                 features)
+                 features, transform)
+
+
+def _transform(pre: list[Any], dtype: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Raw float64 rows -> the network's inputs: the preprocessing layers, row by row."""
+    import chainrule as cr
+
+    if not pre:
+        return lambda raw: raw.astype(dtype)
+    stack = cr.nn.Sequential(*pre)
+
+    def transform(raw: np.ndarray) -> np.ndarray:
+        with cr.no_grad():
+            return stack(cr.tensor(raw)).numpy()
+    return transform
 
 
 def loaders(setup: Setup, shard: tuple[int, int] | None = None) -> tuple[Any, Any]:
     """The training loader (this rank's ``shard`` of every global batch, data-parallel) and
     the validation loader (every rank scores the whole validation part)."""
-    from ..data import DataLoader, TensorDataset
+    from ..data import DataLoader, RowsDataset, TensorDataset
 
     d, c, k = setup.data, setup.config, setup.n_outputs
     dtype = np.dtype(c.dtype)
     y = d.y
-    train = TensorDataset(setup.features["train"],
-                          _targets(y[d.split.train], setup.loss_name, k, dtype))
-    train_loader = DataLoader(train, batch_size=c.batch_size, shuffle=True, seed=c.seed,
-                              shard=shard)
+
+    def dataset(part: str) -> Any:
+        rows = getattr(d.split, part)
+        targets = _targets(y[rows], setup.loss_name, k, dtype)
+        if part in setup.features:
+            return TensorDataset(setup.features[part], targets)
+        return RowsDataset(d.table.X, rows, targets, setup.transform)
+
+    train_loader = DataLoader(dataset("train"), batch_size=c.batch_size, shuffle=True,
+                              seed=c.seed, shard=shard)
     val_loader = None
     if d.split.val.size:
-        val = TensorDataset(setup.features["val"],
-                            _targets(y[d.split.val], setup.loss_name, k, dtype))
-        val_loader = DataLoader(val, batch_size=max(c.batch_size, 256))
+        val_loader = DataLoader(dataset("val"), batch_size=max(c.batch_size, 256))
     return train_loader, val_loader
 
 
@@ -276,9 +244,14 @@ def evaluate_rows(model: Any, meta: dict[str, Any], X: np.ndarray, y: np.ndarray
 
 # --------------------------------------------------------------------------- the guard
 def data_bytes(config: TrainConfig, data: Prepared) -> int:
-    """The preprocessed copy of the rows a run keeps beside the step: every row, the network's
-    input width, the network's dtype."""
-    return len(data.table.X) * network_sizes(config, data)[0] * np.dtype(config.dtype).itemsize
+    """The memory a run keeps for its data beside the step. In memory: the preprocessed copy of
+    every row (the network's input width and dtype). Memory-mapped: per row, the encoded target
+    and the split's and one epoch's row indices (8 bytes each), plus the chunks a streaming pass
+    holds; the rows themselves stay in the file."""
+    n = len(data.table.X)
+    if isinstance(data.table.X, MappedRows):
+        return n * 8 * 3 + 4 * CHUNK_BYTES
+    return n * network_sizes(config, data)[0] * np.dtype(config.dtype).itemsize
 
 
 def memory_guard(config: TrainConfig, data: Prepared, budget: int | None) -> int:
@@ -423,7 +396,8 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
         for part in ("train", "val", "test"):
             rows = getattr(data.split, part)
             if rows.size:
-                parts[part] = evaluate_rows(setup.model, meta, data.table.X[rows], data.y[rows])
+                parts[part] = evaluate_rows(setup.model, meta, rows_of(data.table.X, rows),
+                                            data.y[rows])
         save_run_model(setup.model, work / MODEL_NAME, meta)
         summary = _summary(setup, trainer, history, seconds, parts)
         _write_json(work / "summary.json", summary)
