@@ -24,9 +24,35 @@ _NO_LIMIT = 1 << 60
 
 def available_bytes() -> int | None:
     """The memory this process can still allocate, in bytes: the machine's ``MemAvailable``, or
-    less when its memory cgroup's limit leaves less; None where neither is known (not Linux, or
-    files that cannot be read)."""
-    return _available(Path("/proc/meminfo"), Path("/sys/fs/cgroup"), Path("/proc/self/cgroup"))
+    less when its memory cgroup's limit, or its own ``RLIMIT_DATA``/``RLIMIT_AS`` (``ulimit -d``
+    / ``-v``), leaves less; None where nothing is known (not Linux, or files that cannot be
+    read)."""
+    found = [n for n in (_available(Path("/proc/meminfo"), Path("/sys/fs/cgroup"),
+                                    Path("/proc/self/cgroup")), _rlimit_room()) if n is not None]
+    return min(found) if found else None
+
+
+def _rlimit_room() -> int | None:
+    """What the process's resource limits still allow: ``RLIMIT_DATA`` less its data segment
+    (private writable memory: the heap and NumPy's arrays; memory-mapped files do not count),
+    ``RLIMIT_AS`` less its address space."""
+    try:
+        import resource
+    except ImportError:     # not POSIX
+        return None
+    status = _read(Path("/proc/self/status")) or ""
+    used = {}
+    for line in status.splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if key in ("VmData", "VmSize") and parts and parts[0].isdigit():
+            used[key] = int(parts[0]) * 1024
+    rooms = []
+    for limit_name, key in (("RLIMIT_DATA", "VmData"), ("RLIMIT_AS", "VmSize")):
+        soft = resource.getrlimit(getattr(resource, limit_name))[0]
+        if soft != resource.RLIM_INFINITY and key in used:
+            rooms.append(max(0, soft - used[key]))
+    return min(rooms) if rooms else None
 
 
 def _available(meminfo: Path, cgroup_root: Path, self_cgroup: Path) -> int | None:

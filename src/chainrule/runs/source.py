@@ -52,8 +52,40 @@ class Split:
                                     "rows)")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stratified": self.stratified, "train": self.train.tolist(),
-                "val": self.val.tolist(), "test": self.test.tolist()}
+        return {"stratified": self.stratified, "train": _encode_rows(self.train),
+                "val": _encode_rows(self.val), "test": _encode_rows(self.test)}
+
+
+LIST_LIMIT = 100_000
+"""Parts with more rows are stored as base64 of little-endian int64 (a JSON list of millions of
+numbers costs hundreds of MB to read back in Python); smaller ones stay readable lists."""
+
+
+def _encode_rows(rows: np.ndarray) -> Any:
+    if len(rows) <= LIST_LIMIT:
+        return rows.tolist()
+    import base64
+
+    return {"int64le_base64": base64.b64encode(rows.astype("<i8").tobytes()).decode("ascii")}
+
+
+def _decode_rows(p: Path, name: str, rows: Any) -> np.ndarray:
+    if isinstance(rows, dict) and isinstance(rows.get("int64le_base64"), str) and len(rows) == 1:
+        import base64
+        import binascii
+
+        try:
+            raw = base64.b64decode(rows["int64le_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raw = b"?"
+        if len(raw) % 8 == 0:
+            out = np.frombuffer(raw, dtype="<i8").astype(np.int64)
+            if (out >= 0).all():
+                return out
+    elif isinstance(rows, list) and all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in rows):
+        return np.asarray(rows, dtype=np.int64)
+    raise FileFormatError(f"{p}: {name!r} must be a list of row indices")
 
 
 # --------------------------------------------------------------------------- reading a source
@@ -222,11 +254,7 @@ def read_split(run_dir: Path, n_rows: int | None = None) -> tuple[dict[str, Any]
     record = _check_record(p, body.get("source"))
     parts = {}
     for name in ("train", "val", "test"):
-        rows = body.get(name)
-        if not isinstance(rows, list) or not all(
-                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in rows):
-            raise FileFormatError(f"{p}: {name!r} must be a list of row indices")
-        parts[name] = np.asarray(rows, dtype=np.int64)
+        parts[name] = _decode_rows(p, name, body.get(name))
     return record, Split(parts["train"], parts["val"], parts["test"],
                          bool(body.get("stratified")))
 
