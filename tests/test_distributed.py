@@ -138,3 +138,133 @@ def test_a_check_failing_on_one_rank_ends_every_rank_without_a_hang(tmp_path):
         "error (rank 1): only rank 1 is out of memory",
         "error: 1 other process(es) failed their checks"]
     assert not out.exists()
+
+
+def _rank_pids(out: Path, mpiexec_pid: int) -> list[int]:
+    return [int(p) for p in subprocess.run(["pgrep", "-f", str(out)], capture_output=True,
+                                           text=True).stdout.split()
+            if int(p) != mpiexec_pid and
+            Path(f"/proc/{p}/cmdline").read_text().startswith(sys.executable)]
+
+
+def test_a_stopped_rank_is_named_by_the_watchdog_and_every_rank_ends(tmp_path):
+    """A rank that hangs (here: SIGSTOP) leaves the others in the step's Allreduce; the
+    watchdog ends the job after CHAINRULE_COLLECTIVE_TIMEOUT with one line naming it."""
+    out = tmp_path / "run"
+    cmd = [str(MPIEXEC), "-n", "2", sys.executable, "-m", "chainrule", "train", "--distributed",
+           "--dataset", "digits", "--epochs", "100000", "--hidden", "32", "-q", "--out",
+           str(out)]
+    env = {**os.environ, "CHAINRULE_COLLECTIVE_TIMEOUT": "3", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "checkpoint.safetensors").exists():
+            time.sleep(0.1)
+        ranks = _rank_pids(out, proc.pid)
+        assert len(ranks) == 2, ranks
+        start = time.time()
+        os.kill(ranks[1], signal.SIGSTOP)
+        _, err = proc.communicate(timeout=60)
+        assert time.time() - start < 60 and proc.returncode != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    errors = [line for line in err.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, err
+    note = next(line for line in err.splitlines() if line.startswith("note: 2 processes"))
+    stopped = 0 if f"rank 0 pid {ranks[1]} " in note else 1
+    assert errors[0].startswith(f"error (rank {1 - stopped} of 2): the allreduce of this step "
+                                "has waited 3 s")
+    assert f"rank {stopped} (pid {ranks[1]} on " in errors[0] and "is stopped" in errors[0]
+    epochs = len((out / "metrics.jsonl").read_text().splitlines())
+    done = _resume_two(out, epochs + 1)
+    assert done.returncode == 0, done.stderr
+
+
+def _resume_two(out: Path, epochs: int) -> subprocess.CompletedProcess:
+    return subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, "-m", "chainrule", "train",
+                           "--resume", str(out), "--epochs", str(epochs), "-q",
+                           "--distributed"], capture_output=True, text=True, timeout=240)
+
+
+_RANK_1_RAISES = """
+import sys
+from mpi4py import MPI
+import chainrule.train as T
+if MPI.COMM_WORLD.Get_rank() == 1:
+    step = T.Trainer._step if hasattr(T.Trainer, "_step") else None
+    calls = {"n": 0}
+    real = T.Trainer.fit
+    def fit(self, *args, **kwargs):
+        sync = self.gradient_sync
+        def broken(n):
+            calls["n"] += 1
+            if calls["n"] == 40:
+                raise RuntimeError("rank 1 broke in step 40")
+            return sync(n)
+        self.gradient_sync = broken
+        return real(self, *args, **kwargs)
+    T.Trainer.fit = fit
+from chainrule.cli import main
+sys.argv = ["chainrule", "train", "--distributed", "-q", "--epochs", "50", "--hidden", "16",
+            "--out", sys.argv[1]]
+main()
+"""
+
+
+def test_an_exception_on_one_rank_mid_training_ends_every_rank_with_one_line(tmp_path):
+    script = tmp_path / "raises.py"
+    script.write_text(_RANK_1_RAISES)
+    out = tmp_path / "run"
+    start = time.time()
+    proc = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(script), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert time.time() - start < 60 and proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert errors == ["error (rank 1 of 2): RuntimeError: rank 1 broke in step 40"], \
+        proc.stderr
+
+
+def test_the_watchdog_names_a_local_rank_that_is_gone(monkeypatch):
+    """In process, with a stand-in communicator: a peer process that dies is noticed within a
+    poll and named, and MPI_Abort is called."""
+    from chainrule.distributed import watchdog as W
+
+    peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    class Comm:
+        aborted: list[int] = []
+
+        def Get_rank(self):
+            return 0
+
+        def Get_size(self):
+            return 2
+
+        def allgather(self, mine):
+            return [mine, (mine[0], peer.pid)]
+
+        def Abort(self, code):
+            self.aborted.append(code)
+
+    exits: list[int] = []
+    monkeypatch.setattr(W.os, "_exit", exits.append)
+    lines: list[str] = []
+    monkeypatch.setattr(W, "print", lambda *a, **k: lines.append(a[0]), raising=False)
+    comm = Comm()
+    dog = W.Watchdog(comm, timeout=0, poll=0.05)
+    try:
+        assert dog.describe().startswith("rank 0 pid ")
+        time.sleep(0.2)
+        assert not comm.aborted             # alive: nothing happens
+        peer.kill()
+        peer.wait()
+        deadline = time.time() + 5
+        while not comm.aborted and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        dog.stop()
+        peer.kill()
+    assert comm.aborted and comm.aborted[0] == 1 and exits[:1] == [1]
+    assert lines[0].startswith("error (rank 0 of 2): rank 1 (pid ") and "is gone" in lines[0]

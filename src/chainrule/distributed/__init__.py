@@ -12,8 +12,8 @@ seed, the same number of steps on every rank). Only rank 0 writes files (``is_ma
 """
 
 from .group import abort, allreduce_sum, barrier, broadcast, init, is_initialized, is_main, rank, \
-    world_size
+    current_watchdog, world_size
 from .data_parallel import GradientAverager, broadcast_parameters
 
 __all__ = ["abort", "init", "is_initialized", "rank", "world_size", "is_main", "barrier", "allreduce_sum",
-           "broadcast", "GradientAverager", "broadcast_parameters"]
+           "broadcast", "GradientAverager", "broadcast_parameters", "current_watchdog"]

@@ -46,7 +46,7 @@ class GradientAverager:
             else:
                 np.multiply(to_numpy(p.grad).reshape(-1), n_local, out=buf[lo:hi])
         buf[-1] = n_local
-        allreduce_sum(buf)
+        allreduce_sum(buf, step=True)
         total = buf[-1]
         for p, lo, hi in zip(self.params, self._offsets[:-1], self._offsets[1:]):
             g = (buf[lo:hi] / total).astype(p.dtype, copy=False).reshape(p.shape)

@@ -340,7 +340,8 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
     if world > 1:
         dist.broadcast_parameters(setup.network.parameters())
         sync = {"gradient_sync": dist.GradientAverager(setup.network.parameters()),
-                "reduce_sums": dist.allreduce_sum}
+                "reduce_sums": lambda totals: dist.allreduce_sum(totals, step=True)}
+        say(f"note: {world} processes: {dist.current_watchdog().describe()}")
         dist.barrier()      # every rank has checked everything before rank 0 writes
     # -- from here on the disk changes (rank 0 only)
     created = not out.exists()
