@@ -149,10 +149,10 @@ def convert_csv(source: str | os.PathLike[str], out: str | os.PathLike[str], *, 
     if kind not in (".npy", ".parquet"):
         raise InvalidValueError(f"{dst}: convert writes .npy or .parquet, not "
                                 f"{dst.suffix or '(no suffix)'}")
-    if dst.exists() and not overwrite:
-        raise InvalidValueError(f"{dst} exists; give --overwrite to replace it")
     if dst.resolve() == src.resolve():
         raise InvalidValueError("the output would overwrite the input file")
+    if dst.exists() and not overwrite:
+        raise InvalidValueError(f"{dst} exists; give --overwrite to replace it")
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise InvalidValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1 or
@@ -270,8 +270,8 @@ def _convert(p: Path, frame: Any, lines: np.ndarray, names: list[str], kinds: di
         inf = np.isinf(values)
         if inf.any():
             i = int(np.flatnonzero(inf)[0])
-            raise InputFileError(f"{p}, line {int(lines[i])}, column {name!r}: {values[i]!r} is "
-                                 "not a finite number")
+            raise InputFileError(f"{p}, line {int(lines[i])}, column {name!r}: "
+                                 f"{float(values[i])!r} is not a finite number")
         block[name] = values
     return block
 

@@ -93,33 +93,25 @@ class MappedRows:
         return sum(s.path.stat().st_size for s in self.shards)
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        """The rows ``index`` (slice, integer or integer array) as float64 ``(n, d)``."""
+        """The rows ``index`` (slice, integer, integer array or boolean mask) as float64
+        ``(n, d)`` (``(d,)`` for an integer); ``rows[index, cols]`` picks columns too."""
         if isinstance(index, tuple):
+            if len(index) == 1:
+                return self[index[0]]
             rows, cols = index
-            return self[rows][:, cols]
-        n = len(self)
-        if isinstance(index, slice):
-            idx = np.arange(*index.indices(n))
-        else:
-            idx = np.asarray(index)
-            if idx.dtype == bool:
-                idx = np.flatnonzero(idx)
-            scalar = idx.ndim == 0
-            idx = idx.reshape(-1).astype(np.int64, copy=False)
-            if idx.size and (idx.min() < -n or idx.max() >= n):
-                raise IndexError(f"row index out of range for {n} rows")
-            idx = np.where(idx < 0, idx + n, idx)
-            if scalar:
-                return self._gather(self._global(idx))[0]
-        return self._gather(self._global(idx))
+            out = self[rows]
+            return out[:, cols] if out.ndim == 2 else out[cols]
+        idx, scalar = _positions(index, len(self))
+        out = self._gather(self._global(idx))
+        return out[0] if scalar else out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self[:]
         return out if dtype is None else out.astype(dtype)
 
     def take(self, index: Any) -> MappedRows:
-        """A lazy view of the rows ``index`` (positions in this view)."""
-        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        """A lazy view of the rows ``index`` (positions in this view, as for ``rows[index]``)."""
+        idx = _positions(index, len(self))[0]
         return MappedRows(self.shards, self.features, self.vocab, self._global(idx))
 
     def chunks(self, rows: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -168,8 +160,8 @@ class MappedRows:
             if vocab is None:
                 out[:, j] = values
                 continue
-            values = values.astype(vocab.dtype) if values.dtype.kind != vocab.dtype.kind \
-                else values
+            if values.dtype.kind == "S":    # bytes: as text, full width (never truncated)
+                values = _as_text(name, values)
             missing = np.char.str_len(values) == 0
             codes = np.searchsorted(vocab, values)
             known = (codes < len(vocab)) & (vocab[np.minimum(codes, len(vocab) - 1)] == values)
@@ -181,6 +173,28 @@ class MappedRows:
         return out
 
 
+def _positions(index: Any, n: int) -> tuple[np.ndarray, bool]:
+    """``(non-negative int64 positions, whether index was a scalar)`` of a slice, an integer, an
+    integer array or a boolean mask over ``n`` rows, checked as NumPy checks them."""
+    if isinstance(index, slice):
+        return np.arange(*index.indices(n), dtype=np.int64), False
+    idx = np.asarray(index)
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise IndexError(f"a boolean mask of shape {idx.shape} does not fit {n} rows")
+        return np.flatnonzero(idx).astype(np.int64), False
+    if idx.size == 0:
+        idx = idx.astype(np.int64)
+    if idx.dtype.kind not in "iu":
+        raise IndexError(f"row indices must be integers, slices or boolean masks, got "
+                         f"{idx.dtype}")
+    scalar = idx.ndim == 0
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"row index out of range for {n} rows")
+    idx = idx.reshape(-1).astype(np.int64, copy=False)
+    return np.where(idx < 0, idx + n, idx), scalar
+
+
 class UnknownCategory(ValueError):
     """A text cell outside a categorical column's categories (raised while converting a block;
     the opener turns it into an error naming the file and row)."""
@@ -188,6 +202,18 @@ class UnknownCategory(ValueError):
     def __init__(self, column: str, value: str, row: int) -> None:
         super().__init__(column, value, row)
         self.column, self.value, self.row = column, value, row
+
+
+def _as_text(name: str, values: np.ndarray) -> np.ndarray:
+    """Bytes cells as text (ASCII, as NumPy decodes them); a cell that is not ASCII is an
+    unknown category."""
+    try:
+        return values.astype(str)
+    except UnicodeDecodeError:
+        for i, v in enumerate(values.tolist()):
+            if not v.isascii():
+                raise UnknownCategory(name, repr(v), i) from None
+        raise
 
 
 def rows_of(X: Any, rows: np.ndarray) -> Any:
@@ -297,6 +323,8 @@ def open_npz(p: Path) -> tuple[_Shard, tuple[str, ...] | None]:
         if names.dtype.kind not in "US" or names.shape != (X.shape[1],):
             raise InputFileError(f"{p}: feature_names must be {X.shape[1]} strings")
         fn = tuple(str(s) for s in names.tolist())
+        if len(set(fn)) != len(fn):
+            raise InputFileError(f"{p}: duplicate feature names")
     return _Shard(p, X, None if y is None else np.asarray(y), isinstance(X, np.memmap)), fn
 
 
@@ -360,7 +388,15 @@ def categories_of(shards: Sequence[_Shard], name: str, limit: int) -> np.ndarray
                 return None
     assert seen is not None
     seen = seen[np.char.str_len(seen) > 0]
-    return seen.astype(str)
+    if len(seen) > limit:
+        return None
+    if seen.dtype.kind == "S":
+        try:
+            return seen.astype(str)
+        except UnicodeDecodeError:
+            raise InputFileError(f"{shards[0].path}: field {name!r} holds bytes that are not "
+                                 "ASCII text; store text as a Unicode (U) field") from None
+    return seen
 
 
 def shards_sha256(path: Path) -> str:
@@ -446,10 +482,12 @@ def read_mapped(p: Path, *, target: Any, schema: Any, need_target: bool, allow_m
             for n in features:
                 if n in text:
                     cats = categories_of(shards, n, _MAX_CATEGORIES)
-                    if cats is None:
-                        raise InputFileError(f"{p}: field {n!r} holds more than "
-                                             f"{_MAX_CATEGORIES} distinct text values; as a "
-                                             "categorical feature that is too many")
+                    n_rows = sum(len(s.array) for s in shards)
+                    if cats is None or (len(cats) > 50 and len(cats) > 0.5 * n_rows):
+                        raise InputFileError(
+                            f"{p}: field {n!r} holds "
+                            f"{len(cats) if cats is not None else f'over {_MAX_CATEGORIES}'} "
+                            "distinct text values; as a categorical feature that is too many")
                     categories[n] = tuple(cats.tolist())
             schema = Schema(tuple(features), tuple("categorical" if n in text else "numeric"
                                                    for n in features), categories, t,
@@ -490,7 +528,11 @@ def _no_text_columns(p: Path, schema: Any) -> None:
 
 def _target(p: Path, rows: MappedRows, y: np.ndarray, name: str) -> np.ndarray:
     if y.dtype.kind in "US":
-        y = y.astype(str)
+        try:
+            y = y.astype(str)
+        except UnicodeDecodeError:
+            raise InputFileError(f"{p}: the target {name!r} holds bytes that are not ASCII "
+                                 "text; store text as a Unicode (U) field") from None
         empty = np.char.str_len(y) == 0
         if empty.any():
             raise InputFileError(f"{p}, {rows.where(int(np.flatnonzero(empty)[0]))}, column "
@@ -500,8 +542,8 @@ def _target(p: Path, rows: MappedRows, y: np.ndarray, name: str) -> np.ndarray:
     bad = ~np.isfinite(y)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputFileError(f"{p}, {rows.where(i)}, column {name!r}: the target {y[i]!r} is "
-                             "not finite" if not np.isnan(y[i]) else
+        raise InputFileError(f"{p}, {rows.where(i)}, column {name!r}: the target "
+                             f"{float(y[i])!r} is not finite" if not np.isnan(y[i]) else
                              f"{p}, {rows.where(i)}, column {name!r}: the target is missing")
     return y
 
