@@ -156,8 +156,11 @@ def main() -> None:
         if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
             typer.echo(exc.ctx.get_help())
             sys.exit(2)
-        sub = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent is not None else ""
-        hint = f" (see chainrule {sub + ' ' if sub else ''}--help)"
+        path, ctx = [], exc.ctx
+        while ctx is not None and ctx.parent is not None:   # the subcommands, not the program
+            path.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        hint = f" (see {' '.join(['chainrule', *path, '--help'])})"
         typer.echo(f"error: {_one_line(exc.format_message())}{_given(exc)}{hint}", err=True)
         sys.exit(2)
     except typer.Abort:
