@@ -47,11 +47,13 @@ class GradientAverager:
                 np.multiply(to_numpy(p.grad).reshape(-1), n_local, out=buf[lo:hi])
         buf[-1] = n_local
         allreduce_sum(buf, step=True)
-        total = buf[-1]
+        total = int(buf[-1])
+        np.divide(buf, total, out=buf)      # the summed count becomes 1; it is not read again
         for p, lo, hi in zip(self.params, self._offsets[:-1], self._offsets[1:]):
-            g = (buf[lo:hi] / total).astype(p.dtype, copy=False).reshape(p.shape)
-            p.grad = g
-        return int(total)
+            # views of the buffer where the dtype agrees: no copy out (the next step's pack
+            # overwrites the buffer after backward has replaced or accumulated into them)
+            p.grad = buf[lo:hi].astype(p.dtype, copy=False).reshape(p.shape)
+        return total
 
 
 def broadcast_parameters(tensors: Iterable[Any], root: int = 0) -> None:
