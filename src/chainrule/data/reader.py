@@ -417,7 +417,7 @@ def _target_values(p: Path, col: Any, name: str, lines: np.ndarray, where: str,
         if not np.isfinite(values).all():
             i = int(np.flatnonzero(~np.isfinite(values))[0])
             raise InputFileError(f"{p}, {where} {int(lines[i])}, column {name!r}: the target "
-                                 f"{values[i]!r} is not finite")
+                                 f"{float(values[i])!r} is not finite")
         return values
     return col.astype(str).to_numpy().astype(str)
 

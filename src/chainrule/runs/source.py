@@ -180,16 +180,16 @@ def replay(record: dict[str, Any]) -> Table:
                                     "version of its package?); evaluate with --data FILE")
         return table
     path = Path(record["path"])
-    if not path.is_file():
+    if not path.exists():
         raise InvalidValueError(f"the run's data file {path} is gone; `chainrule evaluate RUN "
                                 "--data FILE` scores other labelled rows")
-    from ..data.reader import file_sha256
+    from ..data.mapped import shards_sha256
 
     if record.get("reader_version") != READER_VERSION:
         raise InvalidValueError(f"the run's data file {path} was read by another version of "
                                 "chainrule's reader, which may give other rows; "
                                 "`chainrule evaluate RUN --data FILE` scores labelled rows")
-    if file_sha256(path) != record["sha256"]:
+    if shards_sha256(path) != record["sha256"]:
         raise InvalidValueError(f"the run's data file {path} changed since training (its "
                                 "SHA-256 differs); `chainrule evaluate RUN --data FILE` scores other labelled rows")
     return read_table(path, target=record["target"], header=record["header"],
