@@ -96,10 +96,13 @@ REFERENCE: dict[str, Callable[..., Any]] = {
     "tanh": np.tanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "relu": lambda x: np.maximum(x, 0),
     "sign": np.sign, "erf": np.vectorize(math.erf, otypes=[float]),
     "softplus": lambda x: np.logaddexp(0, x),
+    "sin": np.sin, "cos": np.cos, "log1p": np.log1p, "expm1": np.expm1,
+    "rsqrt": lambda x: 1 / np.sqrt(x), "square": np.square, "clone": np.copy,
     # binary
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power,
     "maximum": np.maximum, "minimum": np.minimum, "lt": np.less, "le": np.less_equal,
     "gt": np.greater, "ge": np.greater_equal, "eq": np.equal, "ne": np.not_equal,
+    "div_trunc": lambda a, b: np.trunc(a / b), "div_floor": np.floor_divide,
     # reduce: (x, axis, keepdims)
     "sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "var": np.var,
     "logsumexp": _np_logsumexp,
@@ -234,6 +237,22 @@ OTHER_CASES: dict[str, list[Any]] = {
         case(lambda x: cr.clip(x, -0.45, 0.55), (3, 4), domain="smooth", id="both"),
         case(lambda x: cr.clip(x, min=0.35), (3, 4), domain="smooth", id="min"),
         case(lambda x: x.clip(max=-0.35), (5,), domain="smooth", id="max"),
+    ],
+    "clip_tensor": [  # bounds between the grid points of "smooth" x: no ties
+        case(lambda x, lo, hi: cr.clip(x, lo - 1.05, hi + 1.05), (3, 4), (3, 4), (4,),
+             domain="smooth", id="both"),
+        case(lambda x, lo: cr.clamp(x, min=lo * 0.1 + 0.35), (3, 4), (3, 1), domain="smooth",
+             id="min"),
+        case(lambda x, hi: x.clamp(max=hi * 0.1 - 0.35), (5,), (), domain="smooth", id="max"),
+        case(lambda x, lo: cr.clip(x, lo * 0.1 + 0.35, 0.55), (3, 4), (4,), domain="smooth",
+             id="tensor-and-number"),
+        case(lambda x, lo, hi: cr.clip(x, lo * 0.1 + 1.05, hi * 0.1 - 1.05), (2, 3), (2, 3),
+             (2, 3), domain="smooth", id="min-above-max"),
+    ],
+    "index_select": [
+        case(lambda x: cr.index_select(x, 0, cr.tensor([2, 0, 2])), (3, 4), id="repeated"),
+        case(lambda x: x.index_select(-1, [3, 1]), (2, 3, 4), id="last-axis"),
+        case(lambda x: cr.index_select(x, 1, np.array([], dtype=np.int64)), (2, 3), id="empty"),
     ],
     "where": [
         case(lambda a, b: cr.where(_COND, a, b), (3, 4), (3, 4), id="same"),
@@ -495,8 +514,11 @@ def test_max_min_ties_share_the_gradient():
     x.min().backward()  # the minimum 1.0 is unique
     np.testing.assert_allclose(x.grad, [[1, 0, 0], [0, 0, 0]])
     x.grad = None
-    x.max(dim=0, keepdim=True).sum().backward()
+    x.amax(dim=0, keepdim=True).sum().backward()
     np.testing.assert_allclose(x.grad, [[0, 1, 1], [1, 0, 0]])
+    x.grad = None  # max(dim=) follows its indices, as PyTorch's: the first of tied maxima
+    x.max(dim=1).values.sum().backward()
+    np.testing.assert_allclose(x.grad, [[0, 1, 0], [1, 0, 0]])
 
 
 def test_maximum_minimum_ties_split_the_gradient():
@@ -604,9 +626,11 @@ def test_shape_helpers_values():
 
 def test_reductions_accept_pytorch_aliases():
     x = cr.tensor(np.arange(12.0).reshape(3, 4))
-    for fn in ("sum", "mean", "max", "min", "var", "logsumexp"):
+    for fn in ("sum", "mean", "max", "min", "amax", "amin", "var", "logsumexp"):
         a = getattr(x, fn)(axis=1, keepdims=True)
         b = getattr(x, fn)(dim=1, keepdim=True)
+        if fn in ("max", "min"):  # dim= gives PyTorch's (values, indices)
+            b = b.values
         assert a.shape == (3, 1)
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(cr.InvalidValueError):
@@ -711,7 +735,11 @@ def test_reductions_match_numpy(sa, keepdims, alias, name, seed):
     xn = sample("smooth", shape, rng)
     x = leaf(xn)
     kwargs = {"dim": axis, "keepdim": keepdims} if alias else {"axis": axis, "keepdims": keepdims}
-    out = getattr(x, name)(**kwargs)
+    if alias and name in ("max", "min"):
+        name_called = "a" + name  # PyTorch's spelling of a reduction over dims: amax, amin
+    else:
+        name_called = name
+    out = getattr(x, name_called)(**kwargs)
     expected = REFERENCE[name](xn, axis=axis, keepdims=keepdims)
     assert out.shape == np.shape(expected)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)

@@ -26,6 +26,9 @@ from .ops import (
     min, minimum, mul, neg, permute, pow, relu, reshape, sigmoid, sign, softmax, sqrt,
     squeeze, stack, std, sub, sum, swapaxes, tanh, transpose, unsqueeze, var, where,
 )
+from .ops import (
+    amax, amin, clone, cos, erf, expm1, index_select, log1p, rsqrt, sin, square, ValuesIndices,
+)
 from .random import Generator, default_generator, manual_seed
 from .tensor import Tensor
 from .testing import gradcheck
@@ -65,6 +68,8 @@ __all__ = [
     "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "permute", "pow", "relu",
     "reshape", "sigmoid", "sign", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum",
     "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
+    "amax", "amin", "clone", "cos", "erf", "expm1", "index_select", "log1p", "rsqrt", "sin",
+    "square", "ValuesIndices",
     "nn", "optim", "save", "load", "load_state", "checkpoint", "checkpoint_sequential",
     "explain",
 ]

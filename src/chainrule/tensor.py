@@ -77,7 +77,9 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return self.data.size
+        """The number of elements, an int (NumPy's ``size``), which is also callable as
+        PyTorch's ``x.size()`` (the shape) and ``x.size(d)`` (the length of axis d)."""
+        return Size(self.data.shape)
 
     @property
     def dtype(self) -> np.dtype:
@@ -520,6 +522,57 @@ class Tensor:
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return _ops.broadcast_to(self, shape)
 
+    # ------------------------------------------------------------------ more of PyTorch's names
+    def numel(self) -> int:
+        """The number of elements (PyTorch's ``numel()``; ``size`` is NumPy's spelling)."""
+        return int(self.data.size)
+
+    def clone(self) -> Tensor:
+        """A copy in new memory that stays in the graph (``detach()`` cuts it instead)."""
+        return _ops.clone(self)
+
+    def sin(self) -> Tensor:
+        return _ops.sin(self)
+
+    def cos(self) -> Tensor:
+        return _ops.cos(self)
+
+    def log1p(self) -> Tensor:
+        return _ops.log1p(self)
+
+    def expm1(self) -> Tensor:
+        return _ops.expm1(self)
+
+    def rsqrt(self) -> Tensor:
+        return _ops.rsqrt(self)
+
+    def square(self) -> Tensor:
+        return _ops.square(self)
+
+    def amax(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        return _ops.amax(self, axis, keepdims, **aliases)
+
+    def amin(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        return _ops.amin(self, axis, keepdims, **aliases)
+
+    def index_select(self, dim: int, index: Any) -> Tensor:
+        return _ops.index_select(self, dim, index)
+
+    def add(self, other: Any, alpha: Any = 1) -> Tensor:
+        """``self + alpha * other`` (PyTorch's ``add``)."""
+        return _ops.add(self, other, alpha=alpha)
+
+    def sub(self, other: Any, alpha: Any = 1) -> Tensor:
+        """``self - alpha * other`` (PyTorch's ``sub``)."""
+        return _ops.sub(self, other, alpha=alpha)
+
+    def mul(self, other: Any) -> Tensor:
+        return _ops.mul(self, other)
+
+    def div(self, other: Any, rounding_mode: str | None = None) -> Tensor:
+        """``self / other``, rounded as ``rounding_mode`` says (see :func:`chainrule.div`)."""
+        return _ops.div(self, other, rounding_mode=rounding_mode)
+
 
 @contextlib.contextmanager
 def _writing(op: str, t: Tensor) -> Iterator[None]:
@@ -669,6 +722,35 @@ def _operand(x: Any, like: Tensor) -> Any:
 
 def _is_float(x: Any) -> bool:
     return x.data.dtype.kind == "f" if isinstance(x, Tensor) else type(x) is float
+
+
+class Size(int):
+    """What ``x.size`` is: the number of elements, an ``int`` (NumPy's ``size``), that can also
+    be called as PyTorch's ``x.size()`` (the shape, a tuple) or ``x.size(d)`` (the length of
+    axis d, negative d counting from the end). Both libraries' code reads it as it expects."""
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        n = 1
+        for k in shape:
+            n *= k
+        self = super().__new__(cls, n)
+        self.shape = tuple(shape)
+        return self
+
+    def __call__(self, dim: Any = None) -> Any:
+        if dim is None:
+            return self.shape
+        from .ops.axes import single
+
+        return self.shape[single("size", dim, len(self.shape))]
+
+    def __repr__(self) -> str:
+        return int.__repr__(self)
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        return int, (int(self),)  # pickles (and copies) as the plain number
 
 
 from . import ops as _ops  # noqa: E402  (ops needs Tensor defined first)

@@ -122,16 +122,17 @@ def _dim(op: str, dim: Any, axis: Any) -> Any:
     return axis
 
 
-def softmax(x: Any, dim: int = -1, *, axis: int | None = None) -> cr.Tensor:
+def softmax(x: Any, dim: int = -1, *, axis: int | None = None, dtype: Any = None) -> cr.Tensor:
     """theta(s)_k = e^{s_k} / sum_j e^{s_j} along ``dim`` (``axis=`` is NumPy's name for it),
-    computed stably (shifted by the maximum)."""
-    return cr.softmax(x, axis=_dim("softmax", dim, axis))
+    computed stably (shifted by the maximum); ``dtype`` casts the input first, as in PyTorch."""
+    return cr.softmax(x, axis=_dim("softmax", dim, axis), dtype=dtype)
 
 
-def log_softmax(x: Any, dim: int = -1, *, axis: int | None = None) -> cr.Tensor:
+def log_softmax(x: Any, dim: int = -1, *, axis: int | None = None,
+                dtype: Any = None) -> cr.Tensor:
     """log(softmax(s)) = s_k - logsumexp(s) along ``dim`` (or ``axis=``), without forming
-    softmax."""
-    return cr.log_softmax(x, axis=_dim("log_softmax", dim, axis))
+    softmax; ``dtype`` casts the input first."""
+    return cr.log_softmax(x, axis=_dim("log_softmax", dim, axis), dtype=dtype)
 
 
 # --------------------------------------------------------------------------- modules

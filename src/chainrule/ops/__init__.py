@@ -9,13 +9,14 @@ from .elementwise import (
     abs, add, astype, clamp, clip, div, eq, exp, ge, gt, le, leaky_relu, log, lt, maximum,
     minimum, mul, ne, neg, pow, relu, sigmoid, sign, sqrt, sub, tanh, where,
 )
+from .unary import clone, cos, expm1, log1p, rsqrt, sin, square
 from .linalg import matmul
 from .nn import linear, log_softmax, logsumexp, softmax
-from .reduce import argmax, argmin, max, mean, min, std, sum, var
+from .reduce import ValuesIndices, amax, amin, argmax, argmin, max, mean, min, std, sum, var
 from .registry import REGISTRY, Primitive, primitive
 from .shape import (
-    broadcast_to, cat, concat, expand, flatten, getitem, index_arrays, permute, reshape,
-    squeeze, stack, swapaxes, transpose, unsqueeze,
+    broadcast_to, cat, concat, expand, flatten, getitem, index_arrays, index_select, permute,
+    reshape, squeeze, stack, swapaxes, transpose, unsqueeze,
 )
 from . import loss  # the fused losses, used through chainrule.nn.functional
 from .special import erf, softplus
@@ -28,4 +29,6 @@ __all__ = [
     "argmax", "argmin", "max", "mean", "min", "std", "sum", "var", "broadcast_to", "cat",
     "concat", "expand", "flatten", "getitem", "index_arrays", "permute", "reshape", "squeeze",
     "stack", "swapaxes", "transpose", "unsqueeze", "erf", "softplus", "loss",
+    "clone", "cos", "expm1", "log1p", "rsqrt", "sin", "square", "amax", "amin", "index_select",
+    "ValuesIndices",
 ]

@@ -1,4 +1,9 @@
-"""Axis arguments: NumPy's ``axis``/``keepdims`` and PyTorch's ``dim``/``keepdim`` aliases."""
+"""Axis arguments: NumPy's ``axis``/``keepdims`` and PyTorch's ``dim``/``keepdim`` aliases.
+
+Each spelling keeps its library's meaning where the two disagree: for a reduction, ``axis=()``
+reduces nothing (NumPy) while ``dim=()`` reduces every axis (PyTorch's ``sum(x, dim=())``).
+A bool is never an axis (``x.var(True)`` is PyTorch's ``unbiased``, not axis 1).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,13 @@ from typing import Any
 from ..errors import InvalidValueError, ShapeError
 
 
-def resolve(op: str, axis: Any, keepdims: Any, aliases: dict[str, Any]) -> tuple[Any, bool]:
-    """Merge ``dim=``/``keepdim=`` into ``axis``/``keepdims``; unknown keywords are an error."""
+def resolve(op: str, axis: Any, keepdims: Any, aliases: dict[str, Any],
+            reduction: bool = False) -> tuple[Any, bool]:
+    """Merge ``dim=``/``keepdim=`` into ``axis``/``keepdims``; unknown keywords are an error.
+
+    For a ``reduction``, ``dim=()`` (an empty tuple or list) becomes ``axis=None``, every axis, as
+    in PyTorch; ``axis=()`` stays NumPy's "no axis".
+    """
     if not aliases:
         return axis, bool(keepdims)
     unknown = set(aliases) - {"dim", "keepdim"}
@@ -19,6 +29,8 @@ def resolve(op: str, axis: Any, keepdims: Any, aliases: dict[str, Any]) -> tuple
         if axis is not None:
             raise InvalidValueError(f"{op}: give either axis= or dim=, not both")
         axis = aliases["dim"]
+        if reduction and isinstance(axis, (tuple, list)) and len(axis) == 0:
+            axis = None
     if "keepdim" in aliases:
         keepdims = aliases["keepdim"]
     return axis, bool(keepdims)
@@ -33,10 +45,7 @@ def normalize(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
     axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
     out = []
     for a in axes:
-        try:
-            a = operator.index(a)
-        except TypeError:
-            raise InvalidValueError(f"{op}: axis must be an int, got {type(a).__name__}") from None
+        a = _index(op, a)
         if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ShapeError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
         out.append(a % max(ndim, 1) if ndim else 0)
@@ -47,13 +56,29 @@ def normalize(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
 
 def single(op: str, axis: Any, ndim: int) -> int:
     """One axis as a non-negative int."""
-    try:
-        a = operator.index(axis)
-    except TypeError:
-        raise InvalidValueError(f"{op}: axis must be an int, got {type(axis).__name__}") from None
+    a = _index(op, axis)
     if not -ndim <= a < ndim:
         raise ShapeError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
     return a % ndim
+
+
+def single_or_scalar(op: str, axis: Any, ndim: int) -> int | None:
+    """One axis as a non-negative int, or None for a 0-d tensor, which (as in PyTorch) takes
+    ``dim`` 0 or -1 as if it had one axis: ``argmax``, ``softmax``, ``transpose(x, 0, 0)`` of a
+    0-d tensor are the tensor's own (trivial) answers."""
+    if ndim == 0:
+        single(op, axis, 1)
+        return None
+    return single(op, axis, ndim)
+
+
+def _index(op: str, axis: Any) -> int:
+    if isinstance(axis, bool) or (hasattr(axis, "dtype") and axis.dtype.kind == "b"):
+        raise InvalidValueError(f"{op}: axis must be an int, got a bool ({axis})")
+    try:
+        return operator.index(axis)
+    except TypeError:
+        raise InvalidValueError(f"{op}: axis must be an int, got {type(axis).__name__}") from None
 
 
 def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:

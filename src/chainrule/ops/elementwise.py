@@ -343,6 +343,68 @@ class Clip:
         return (g * ctx.saved,)
 
 
+@primitive("clip_tensor", kind="other", saves="the input and the bounds")
+class ClipTensor:
+    """min(max(x, lo), hi) with tensor bounds, all three broadcasting (either bound may be None,
+    where lo > hi the result is hi);  dx = g [lo <= x <= hi], dlo = g [x < lo < hi],
+    dhi = g [x > hi or hi < lo] (PyTorch's rule: each element's gradient goes to whichever of
+    x, lo and hi it is equal to in the result, x when x equals a bound)."""
+
+    def forward(ctx, x, lo, hi):
+        xp = get_xp(x, lo, hi)
+        out = x if lo is None else xp.maximum(x, lo)
+        out = out if hi is None else xp.minimum(out, hi)
+        if ctx is not None:
+            ctx.saved = (x, lo, hi)
+        return out
+
+    def vjp(ctx, g):
+        x, lo, hi = ctx.saved
+        xp = get_xp(g)
+        need_x, need_lo, need_hi = ctx.needs
+        if lo is None:
+            inside, below, above = x <= hi, None, x > hi
+        elif hi is None:
+            inside, below, above = x >= lo, x < lo, None
+        else:
+            inside = (x >= lo) & (x <= hi)
+            below = (x < lo) & (lo < hi)
+            above = (x > hi) | (hi < lo)
+        return ((xp.where(inside, g, 0) if need_x else None),
+                (xp.where(below, g, 0) if need_lo else None),
+                (xp.where(above, g, 0) if need_hi else None))
+
+
+@primitive("div_trunc", kind="binary", domain="nonzero", differentiable=False)
+class DivTrunc:
+    """a / b rounded toward zero (``div(a, b, rounding_mode="trunc")``; integers stay integers).
+    Not differentiable: a step function, whose derivative is 0 wherever it exists (PyTorch
+    records it with a zero gradient; here the output is a constant, which gives the same
+    gradients)."""
+
+    def forward(ctx, a, b):
+        xp = get_xp(a, b)
+        if _integer_operands(a, b):
+            q = xp.floor_divide(a, b)
+            return q + ((xp.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
+        return xp.trunc(a / b)
+
+
+@primitive("div_floor", kind="binary", domain="nonzero", differentiable=False)
+class DivFloor:
+    """a / b rounded toward minus infinity (``div(a, b, rounding_mode="floor")``, Python's and
+    NumPy's ``//``; integers stay integers). Not differentiable, as ``div_trunc``."""
+
+    def forward(ctx, a, b):
+        return get_xp(a, b).floor_divide(a, b)
+
+
+def _integer_operands(a: Any, b: Any) -> bool:
+    kinds = [x.dtype.kind if hasattr(x, "dtype") else ("f" if isinstance(x, float) else "i")
+             for x in (a, b)]
+    return all(k in "biu" for k in kinds)
+
+
 @primitive("where", kind="other", saves="the condition")
 class Where:
     """cond ? a : b (cond is a boolean array, not differentiated);  da = g [cond],
@@ -394,14 +456,28 @@ NE = _comparison("ne", "not_equal")
 
 
 # --------------------------------------------------------------------------- public functions
-def add(a: Any, b: Any) -> Tensor:
-    """a + b, broadcasting;  da = g, db = g."""
+def add(a: Any, b: Any, alpha: Any = 1) -> Tensor:
+    """a + alpha b, broadcasting (PyTorch's ``alpha``, a number; an integer for integer
+    operands);  da = g, db = alpha g."""
+    if alpha != 1 or type(alpha) is not int:
+        b = _times_alpha("add", a, b, alpha)
     return apply(Add, operands(a, b))
 
 
-def sub(a: Any, b: Any) -> Tensor:
-    """a - b, broadcasting;  da = g, db = -g."""
+def sub(a: Any, b: Any, alpha: Any = 1) -> Tensor:
+    """a - alpha b, broadcasting (PyTorch's ``alpha``);  da = g, db = -alpha g."""
+    if alpha != 1 or type(alpha) is not int:
+        b = _times_alpha("sub", a, b, alpha)
     return apply(Sub, operands(a, b))
+
+
+def _times_alpha(op: str, a: Any, b: Any, alpha: Any) -> Any:
+    alpha = _number(op, "alpha", alpha)
+    a_t, b_t = operands(a, b)
+    if isinstance(alpha, float) and not (_is_float(a_t) or _is_float(b_t)):
+        raise InvalidValueError(f"{op}: alpha must be an integer for integer operands, got "
+                                f"{alpha}")
+    return b_t * alpha if isinstance(b_t, (int, float)) else mul(b_t, alpha)
 
 
 def mul(a: Any, b: Any) -> Tensor:
@@ -409,14 +485,35 @@ def mul(a: Any, b: Any) -> Tensor:
     return apply(Mul, operands(a, b))
 
 
-def div(a: Any, b: Any) -> Tensor:
-    """a / b, broadcasting (true division: integer inputs give the default float dtype);
-    da = g / b, db = -g a / b^2."""
+def div(a: Any, b: Any, rounding_mode: str | None = None) -> Tensor:
+    """a / b, broadcasting.
+
+    ``rounding_mode=None`` is true division (integer inputs give the default float dtype):
+    da = g / b, db = -g a / b^2. ``"trunc"`` rounds the quotient toward zero and ``"floor"``
+    toward minus infinity (PyTorch's modes; integer inputs stay integers, and an integer
+    division by zero is an error); both are step functions, so their output is a constant (no
+    gradient flows through it; PyTorch's is zero).
+    """
+    if rounding_mode is not None:
+        return _div_rounded(a, b, rounding_mode)
     a, b = operands(a, b)
     if not (_is_float(a) or _is_float(b)):
         a = a.astype(get_default_dtype()) if isinstance(a, Tensor) else float(a)
         b = b.astype(get_default_dtype()) if isinstance(b, Tensor) else float(b)
     return apply(Div, (a, b))
+
+
+def _div_rounded(a: Any, b: Any, mode: Any) -> Tensor:
+    prim = {"trunc": DivTrunc, "floor": DivFloor}.get(mode) if isinstance(mode, str) else None
+    if prim is None:
+        raise InvalidValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got "
+                                f"{mode!r}")
+    a, b = operands(a, b)
+    if not (_is_float(a) or _is_float(b)):
+        divisor = b.data if isinstance(b, Tensor) else b
+        if bool(get_xp(divisor).any(get_xp(divisor).asarray(divisor) == 0)):
+            raise InvalidValueError(f"div: integer division by zero (rounding_mode={mode!r})")
+    return apply(prim, (a, b))
 
 
 def neg(x: Any) -> Tensor:
@@ -492,9 +589,19 @@ def minimum(a: Any, b: Any) -> Tensor:
 
 
 def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - NumPy's names
-    """Clamp to [min, max] (either may be None); gradient 1 inside and on the bounds, 0 outside."""
+    """Clamp to [min, max] (either may be None); gradient 1 inside and on the bounds, 0 outside.
+
+    The bounds are numbers (``min > max`` is then an error) or tensors (arrays, lists) that
+    broadcast with ``x``, as PyTorch's ``clamp(x, min_tensor, max_tensor)``: elementwise
+    min(max(x, min), max), so where min > max the result is max; each element's gradient goes
+    to x when x lies within its bounds (on them included), else to the bound it takes.
+
+    Shape: ``x``'s, or the broadcast shape of ``x`` and tensor bounds.
+    """
     if min is None and max is None:
         raise InvalidValueError("clip: give at least one of min and max")
+    if _is_tensor_bound(min) or _is_tensor_bound(max):
+        return _clip_tensor(x, min, max)
     lo = None if min is None else _number("clip", "min", min)
     hi = None if max is None else _number("clip", "max", max)
     if lo is not None and hi is not None and lo > hi:
@@ -506,6 +613,34 @@ def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - Nu
 
 
 clamp = clip
+
+
+def _is_tensor_bound(v: Any) -> bool:
+    return isinstance(v, (Tensor, list, tuple)) or (hasattr(v, "shape") and
+                                                     not isinstance(v, np.generic))
+
+
+def _clip_bound(v: Any, x: Tensor) -> Any:
+    if v is None or isinstance(v, Tensor):
+        return v
+    return as_tensor(v, x) if _is_tensor_bound(v) else _number("clip", "bound", v)
+
+
+def _clip_tensor(x: Any, lo: Any, hi: Any) -> Tensor:
+    """``clip`` with a tensor bound: the three become tensors of one dtype (a floating one when
+    any is floating, as PyTorch promotes), except number bounds, which stay weak scalars."""
+    x = as_tensor(x)
+    bounds = [_clip_bound(v, x) for v in (lo, hi)]
+    tensors = [t for t in [x, *bounds] if isinstance(t, Tensor)]
+    floating = next((t.dtype for t in tensors if t.dtype.kind == "f"), None)
+    if floating is None and any(isinstance(v, float) for v in bounds):
+        floating = get_default_dtype()
+    if floating is not None:
+        x, lo, hi = (t.astype(floating) if isinstance(t, Tensor) and t.dtype.kind != "f" else t
+                     for t in (x, *bounds))
+    else:
+        lo, hi = bounds
+    return apply(ClipTensor, (x, lo, hi))
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:

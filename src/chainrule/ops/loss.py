@@ -166,7 +166,8 @@ class SquaredError:
 
     def forward(ctx, x, t, coef, scale):
         xp = get_xp(x)
-        e = x - t
+        e = xp.asarray(x - t)  # an array even for 0-d operands (NumPy gives a scalar there),
+        # since the VJP writes into it
         total = _row_weighted_total(xp, e * e, coef)
         if ctx is not None:
             ctx.saved = (e, coef, scale)
@@ -223,7 +224,7 @@ class Hinge:
 
     def forward(ctx, x, t, coef, scale):
         xp = get_xp(x)
-        margin = x * t
+        margin = xp.asarray(x * t)  # an array even for 0-d operands: written in place below
         xp.subtract(1, margin, out=margin)
         active = margin > 0
         xp.maximum(margin, 0, out=margin)
@@ -257,7 +258,7 @@ class PoissonNLL:
 
     def forward(ctx, x, t, coef, scale):
         xp = get_xp(x)
-        mu = xp.exp(x)
+        mu = xp.asarray(xp.exp(x))  # an array even for 0-d x: the VJP writes into it
         loss = mu - x * t
         total = _row_weighted_total(xp, loss, coef)
         if ctx is not None:

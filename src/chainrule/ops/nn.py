@@ -8,7 +8,8 @@ from typing import Any
 
 from ..autograd import apply
 from ..backend import get_xp
-from ..errors import ShapeError
+from ..dtypes import as_dtype
+from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor, as_tensor
 from .elementwise import _floating
 from . import axes as _axes
@@ -17,8 +18,12 @@ from .registry import primitive
 
 
 def _lse(x, axes):
-    """log(sum(exp(x))) over ``axes`` with keepdims, stable for any finite x and for -inf rows."""
+    """log(sum(exp(x))) over ``axes`` with keepdims, stable for any finite x and for -inf rows;
+    -inf (the log of an empty sum) over axes without elements."""
     xp = get_xp(x)
+    if x.size == 0:
+        kept = _axes.kept_shape(x.shape, (axes,) if isinstance(axes, int) else axes)
+        return xp.full(kept, -xp.inf, dtype=x.dtype)
     m = x.max(axis=axes, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
     s = xp.exp(x - m).sum(axis=axes, keepdims=True)
@@ -46,12 +51,15 @@ class LogSumExp:
 
 @primitive("softmax", kind="other", saves="the output")
 class Softmax:
-    """p_i = exp(x_i) / sum_j exp(x_j) along an axis;  dx = p (g - sum(g p))."""
+    """p_i = exp(x_i) / sum_j exp(x_j) along an axis (None for a 0-d x);  dx = p (g - sum(g p))."""
 
     def forward(ctx, x, axis):
         xp = get_xp(x)
-        e = xp.exp(x - x.max(axis=axis, keepdims=True))
-        e /= e.sum(axis=axis, keepdims=True)
+        if x.size == 0:
+            e = xp.empty_like(x)  # nothing to normalise: an empty result of x's shape
+        else:
+            e = xp.exp(x - x.max(axis=axis, keepdims=True))
+            e /= e.sum(axis=axis, keepdims=True)
         if ctx is not None:
             ctx.saved = (e, axis)
         return e
@@ -121,22 +129,37 @@ class Linear:
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
     """log(sum(exp(x))) over ``axis`` (all axes when None), computed without overflow."""
     x = _floating(x)
-    axis, keepdims = _axes.resolve("logsumexp", axis, keepdims, aliases)
+    axis, keepdims = _axes.resolve("logsumexp", axis, keepdims, aliases, reduction=True)
     return apply(LogSumExp, (x,), _axes.normalize("logsumexp", axis, x.ndim), keepdims)
 
 
-def softmax(x: Any, axis: int = -1, **aliases: Any) -> Tensor:
-    """Softmax along ``axis`` (default the last): p_i = e^{x_i} / sum_j e^{x_j}."""
-    x = _floating(x)
-    axis, _ = _axes.resolve("softmax", axis if "dim" not in aliases else None, False, aliases)
-    return apply(Softmax, (x,), _axes.single("softmax", axis, x.ndim))
+def softmax(x: Any, axis: int = -1, dtype: Any = None, **aliases: Any) -> Tensor:
+    """Softmax along ``axis`` (default the last; ``dim=`` is an alias): p_i = e^{x_i} / sum_j
+    e^{x_j}. ``dtype``, as in PyTorch, casts the input first (a float32 input with
+    ``dtype="float64"`` is computed in float64). A 0-d tensor takes axis 0 or -1 (giving 1); an
+    empty tensor gives an empty result.
+
+    Shape: the input's.
+    """
+    return apply(Softmax, *_softmax_args("softmax", x, axis, dtype, aliases))
 
 
-def log_softmax(x: Any, axis: int = -1, **aliases: Any) -> Tensor:
-    """log(softmax(x)) along ``axis``, computed as x - logsumexp(x) (stable)."""
+def log_softmax(x: Any, axis: int = -1, dtype: Any = None, **aliases: Any) -> Tensor:
+    """log(softmax(x)) along ``axis``, computed as x - logsumexp(x) (stable); arguments as for
+    :func:`softmax`."""
+    return apply(LogSoftmax, *_softmax_args("log_softmax", x, axis, dtype, aliases))
+
+
+def _softmax_args(op: str, x: Any, axis: Any, dtype: Any, aliases: dict[str, Any]):
     x = _floating(x)
-    axis, _ = _axes.resolve("log_softmax", axis if "dim" not in aliases else None, False, aliases)
-    return apply(LogSoftmax, (x,), _axes.single("log_softmax", axis, x.ndim))
+    if dtype is not None:
+        dt = as_dtype(dtype)
+        if dt.kind != "f":
+            raise DTypeError(f"{op}: dtype must be floating, got {dt}")
+        if dt != x.dtype:
+            x = x.astype(dt)
+    axis, _ = _axes.resolve(op, axis if "dim" not in aliases else None, False, aliases)
+    return (x,), _axes.single_or_scalar(op, axis, x.ndim)
 
 
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:

@@ -6,7 +6,10 @@ The VJP of a reduction reshapes the incoming gradient to the kept-dims shape and
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from ..autograd import apply
 from ..backend import get_xp
@@ -128,8 +131,8 @@ def _check_nonempty(op, x, axes):
 
 @primitive("var", kind="reduce", saves="the centred input x - mean(x)")
 class Var:
-    """variance with ``ddof`` (default 0, NumPy's convention; PyTorch's default is 1);
-    dx = 2 g (x - mean) / (n - ddof)."""
+    """variance with ``ddof`` (default 0, NumPy's convention; PyTorch's default is 1; any real
+    number, as PyTorch's fractional ``correction``);  dx = 2 g (x - mean) / (n - ddof)."""
 
     def forward(ctx, x, axes, keepdims, ddof=0):
         n = _count(x.shape, axes)
@@ -163,38 +166,144 @@ class ArgMin:
 
 
 # --------------------------------------------------------------------------- public functions
+class ValuesIndices(NamedTuple):
+    """What ``max(x, dim=d)`` and ``min(x, dim=d)`` return, as PyTorch's ``torch.return_types.max``:
+    the extreme values along ``d`` and their indices (int64), so ``v, i = x.max(dim=1)`` unpacks
+    the two, not the rows."""
+
+    values: Tensor
+    indices: Tensor
+
+
 def _reduction(prim, doc, floating=False):
     def fn(x: Any, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
         x = _floating(x) if floating else as_tensor(x)
-        axis, keepdims = _axes.resolve(prim.name, axis, keepdims, aliases)
+        axis, keepdims = _axes.resolve(prim.name, axis, keepdims, aliases, reduction=True)
         return apply(prim, (x,), _axes.normalize(prim.name, axis, x.ndim), keepdims)
 
     fn.__name__ = prim.name
     fn.__doc__ = (f"{doc}\n\n{prim.doc}\n\nShape: the input's shape without the reduced axes "
-                  "(kept as 1 with ``keepdims``); ``axis`` is None (all), an int or a tuple.")
+                  "(kept as 1 with ``keepdims``); ``axis`` is None (all), an int or a tuple "
+                  "(``axis=()`` reduces nothing, as in NumPy; ``dim=()`` every axis, as in "
+                  "PyTorch).")
     return fn
 
 
 sum = _reduction(Sum, "Sum over ``axis`` (all axes when None).")  # noqa: A001
 mean = _reduction(Mean, "Mean over ``axis`` (all axes when None; integer input gives the "
                         "default float dtype).", floating=True)
-max = _reduction(Max, "Maximum over ``axis``; ties share the gradient equally.")  # noqa: A001
-min = _reduction(Min, "Minimum over ``axis``; ties share the gradient equally.")  # noqa: A001
+amax = _reduction(Max, "Maximum over ``axis`` or ``dim`` (None or a tuple; all axes when None); "
+                       "ties share the gradient equally (PyTorch's ``amax``).")
+amin = _reduction(Min, "Minimum over ``axis`` or ``dim`` (None or a tuple; all axes when None); "
+                       "ties share the gradient equally (PyTorch's ``amin``).")
+amax.__name__, amin.__name__ = "amax", "amin"
 
 
-def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0, **aliases: Any) -> Tensor:
-    """Variance over ``axis`` with ``ddof`` delta degrees of freedom (``correction=`` is an alias).
+def _extremum(name: str, reduce_fn, arg_fn):
+    def fn(x: Any, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Any:
+        if aliases.get("dim") is not None:
+            return _with_indices(name, arg_fn, x, axis, keepdims, aliases)
+        return reduce_fn(x, axis, keepdims, **aliases)
+
+    fn.__name__ = name
+    fn.__doc__ = f"""The {name}imum over ``axis`` (all axes when None; an int or a tuple), or, given
+    ``dim=d`` (PyTorch's spelling), the pair ``(values, indices)`` along that one axis.
+
+    ``x.{name}(axis=1)`` and ``x.{name}(1)`` give a tensor (NumPy's ``{name}``; tied extremes
+    share the gradient equally, as PyTorch's ``a{name}``); ``x.{name}(dim=1)`` gives a
+    :class:`ValuesIndices` named tuple ``(values, indices)`` as PyTorch's ``{name}(x, 1)`` does,
+    whose gradient flows to the element each index names. ``keepdim=True`` keeps the axis.
 
     Shape: the input's shape without the reduced axes (kept as 1 with ``keepdims``).
     """
+    return fn
+
+
+def _with_indices(name: str, arg_fn, x: Any, axis: Any, keepdims: bool,
+                  aliases: dict[str, Any]) -> ValuesIndices:
+    x = as_tensor(x)
+    dim, keepdim = _axes.resolve(name, axis, keepdims, aliases)
+    if isinstance(dim, (tuple, list)):
+        raise InvalidValueError(f"{name}(dim=) takes one axis and returns (values, indices), as "
+                                f"PyTorch's; for several axes use axis={tuple(dim)} or "
+                                f"a{name}(dim=...), which return the values")
+    d = _axes.single_or_scalar(name, dim, x.ndim)
+    if d is None:  # a 0-d tensor: its own extreme, at index 0
+        from .shape import reshape
+
+        return ValuesIndices(reshape(x, ()), arg_fn(x))
+    indices = arg_fn(x, d, True)
+    values = _take_along(x, indices, d)
+    if not keepdim:
+        from .shape import squeeze
+
+        values, indices = squeeze(values, d), squeeze(indices, d)
+    return ValuesIndices(values, indices)
+
+
+def _take_along(x: Tensor, indices: Tensor, axis: int) -> Tensor:
+    """x[..., indices, ...] along ``axis`` (indices of x's shape with that axis of length 1), as
+    an indexing of ``x``: the gradient reaches exactly the indexed elements."""
+    from .shape import getitem
+
+    xp = get_xp(x.data)
+    index = []
+    for k, n in enumerate(x.shape):
+        if k == axis:
+            index.append(indices.data)
+        else:
+            shape = [1] * x.ndim
+            shape[k] = n
+            index.append(xp.arange(n).reshape(shape))
+    return getitem(x, tuple(index))
+
+
+max = _extremum("max", _reduction(Max, ""), lambda *a: argmax(*a))  # noqa: A001
+min = _extremum("min", _reduction(Min, ""), lambda *a: argmin(*a))  # noqa: A001
+
+
+def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: float = 0,
+        **aliases: Any) -> Tensor:
+    """Variance over ``axis``: sum((x - mean)^2) / (n - ddof), with ``ddof`` delta degrees of
+    freedom (default 0, NumPy's convention; PyTorch's default is 1). PyTorch's ``correction=``
+    is an alias of ``ddof`` (and may be fractional, as ``ddof``), ``unbiased=True``/``False``
+    means ``ddof=1``/``0``; ``correction=None``, PyTorch's "its default", is refused because the
+    two defaults differ.
+
+    Shape: the input's shape without the reduced axes (kept as 1 with ``keepdims``).
+    """
+    ddof = _ddof("var", ddof, aliases)
+    x = _floating(x)
+    axis, keepdims = _axes.resolve("var", axis, keepdims, aliases, reduction=True)
+    return apply(Var, (x,), _axes.normalize("var", axis, x.ndim), keepdims, ddof)
+
+
+def _ddof(op: str, ddof: Any, aliases: dict[str, Any]) -> float:
+    """``ddof`` merged with PyTorch's ``correction=`` and ``unbiased=`` (removed from
+    ``aliases``), as a number."""
+    given = [k for k in ("correction", "unbiased") if k in aliases]
+    if len(given) > 1 or (given and ddof != 0):
+        raise InvalidValueError(f"{op}: give one of ddof=, correction= and unbiased=")
+    if "unbiased" in aliases:
+        unbiased = aliases.pop("unbiased")
+        if not isinstance(unbiased, (bool, np.bool_)):
+            raise InvalidValueError(f"{op}: unbiased must be True or False, got {unbiased!r}")
+        return 1 if unbiased else 0
     if "correction" in aliases:
         ddof = aliases.pop("correction")
-    x = _floating(x)
-    axis, keepdims = _axes.resolve("var", axis, keepdims, aliases)
-    return apply(Var, (x,), _axes.normalize("var", axis, x.ndim), keepdims, int(ddof))
+        if ddof is None:
+            raise InvalidValueError(
+                f"{op}: correction=None means PyTorch's default, 1, which is not chainrule's "
+                "(ddof=0, NumPy's): pass the number")
+    if isinstance(ddof, (np.integer, np.floating)):
+        ddof = ddof.item()
+    if isinstance(ddof, bool) or not isinstance(ddof, (int, float)) or not math.isfinite(ddof):
+        raise InvalidValueError(f"{op}: ddof/correction must be a finite number, got {ddof!r}")
+    return ddof
 
 
-def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0, **aliases: Any) -> Tensor:
+def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: float = 0,
+        **aliases: Any) -> Tensor:
     """Standard deviation, sqrt(var(x)); same arguments as :func:`var`."""
     from .elementwise import sqrt
 
@@ -206,9 +315,11 @@ def _arg(prim):
         x = as_tensor(x)
         axis, keepdims = _axes.resolve(prim.name, axis, keepdims, aliases)
         if axis is not None:
-            axis = _axes.single(prim.name, axis, x.ndim)
-        if x.size == 0:
-            raise ShapeError(f"{prim.name} of an empty tensor")
+            # a 0-d tensor takes dim 0 or -1, as in PyTorch: its index is 0
+            axis = _axes.single_or_scalar(prim.name, axis, x.ndim)
+        if x.size == 0 and (axis is None or x.shape[axis] == 0):
+            raise ShapeError(f"{prim.name} over an empty axis of a tensor of shape "
+                             f"{tuple(x.shape)}: expected at least one element to pick from")
         return apply(prim, (x,), axis, keepdims)
 
     fn.__name__ = prim.name
@@ -219,4 +330,5 @@ def _arg(prim):
 argmax = _arg(ArgMax)
 argmin = _arg(ArgMin)
 
-__all__ = ["sum", "mean", "max", "min", "var", "std", "argmax", "argmin", "InvalidValueError"]
+__all__ = ["sum", "mean", "max", "min", "amax", "amin", "var", "std", "argmax", "argmin",
+           "ValuesIndices", "InvalidValueError"]

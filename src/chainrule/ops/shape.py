@@ -126,6 +126,25 @@ class Stack:
         )
 
 
+@primitive("index_select", kind="other", saves="the indices, the axis and the input's shape")
+class IndexSelect:
+    """The entries at ``indices`` (1-D, integer) along one axis, in that order: take(x, indices,
+    axis);  dx = g added back at those positions along the axis (repeated indices accumulate)."""
+
+    def forward(ctx, x, axis, indices):
+        if ctx is not None:
+            # copied: the caller may overwrite its index array before backward
+            ctx.saved = (axis, indices.copy(), x.shape)
+        return get_xp(x).take(x, indices, axis=axis)
+
+    def vjp(ctx, g):
+        axis, indices, shape = ctx.saved
+        xp = get_xp(g)
+        dx = xp.zeros(shape, dtype=g.dtype)
+        xp.add.at(dx, (slice(None),) * axis + (indices,), g)
+        return (dx,)
+
+
 # --------------------------------------------------------------------------- public functions
 def _shape_arg(op: str, shape: tuple[Any, ...]) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -168,9 +187,11 @@ def transpose(x: Any, *axes: Any) -> Tensor:
 
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
-    """Swap two axes."""
+    """Swap two axes (a 0-d tensor takes axes 0 and -1, as in PyTorch, and stays itself)."""
     x = as_tensor(x)
-    a, b = (_axes.single("swapaxes", a, x.ndim) for a in (axis1, axis2))
+    a, b = (_axes.single_or_scalar("swapaxes", a, x.ndim) for a in (axis1, axis2))
+    if x.ndim == 0:
+        return apply(Transpose, (x,), ())
     order = list(range(x.ndim))
     order[a], order[b] = order[b], order[a]
     return apply(Transpose, (x,), tuple(order))
@@ -322,6 +343,38 @@ def stack(tensors: Sequence[Any], axis: int = 0, **aliases: Any) -> Tensor:
     if any(t.shape != ts[0].shape for t in ts):
         raise ShapeError(f"stack: shapes differ: {[tuple(t.shape) for t in ts]}")
     return apply(Stack, ts, _axes.single("stack", axis, ts[0].ndim + 1))
+
+
+def index_select(x: Any, dim: int, index: Any) -> Tensor:
+    """The slices of ``x`` at positions ``index`` along axis ``dim``, in ``index``'s order
+    (PyTorch's ``index_select``; NumPy's ``take`` with an axis). ``index`` is a 1-D (or 0-d)
+    integer tensor, array or list, each entry in [0, n) for an axis of length n; a 0-d ``x``
+    takes ``dim`` 0 or -1 and one index, 0. Gradient: each selected slice's gradient is added
+    back at its position (repeated indices accumulate).
+
+    Shape: ``x``'s shape with axis ``dim`` of length ``len(index)``.
+    """
+    x = as_tensor(x)
+    xp = get_xp(x.data)
+    idx = xp.asarray(index_arrays(index))
+    if idx.dtype.kind not in "iu":
+        raise IndexingError(f"index_select: the index must hold integers, got {idx.dtype}")
+    if idx.ndim > 1:
+        raise IndexingError(f"index_select: the index must be 1-D, got shape {tuple(idx.shape)}")
+    idx = idx.reshape(-1)
+    d = _axes.single_or_scalar("index_select", dim, x.ndim)
+    n = 1 if d is None else x.shape[d]
+    if idx.size and (bool((idx < 0).any()) or bool((idx >= n).any())):
+        raise IndexingError(f"index_select: indices {idx[:8].tolist()} out of range for axis "
+                            f"{dim} of length {n} (shape {tuple(x.shape)}); expected each in "
+                            f"[0, {n})")
+    if d is None:  # 0-d: its one element, as PyTorch (a copy, like every index_select)
+        if idx.size != 1:
+            raise IndexingError("index_select: a 0-d tensor takes exactly one index")
+        from .unary import clone
+
+        return clone(x)
+    return apply(IndexSelect, (x,), d, idx)
 
 
 def _many(op: str, tensors: Sequence[Any]) -> tuple[Tensor, ...]:

@@ -1,0 +1,1 @@
+"""Engine conformance: PyTorch's OpInfo samples run through chainrule (see ``test_opinfo.py``)."""
