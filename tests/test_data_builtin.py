@@ -16,6 +16,7 @@ from chainrule.data import (
     load_dataset,
     make_blobs,
     make_circles,
+    make_gaussians,
     make_moons,
     make_spirals,
     make_xor,
@@ -33,6 +34,7 @@ SHAPES = {   # name: (n_train, n_test, n_features, num_classes), as documented
     "circles": (750, 250, 2, 2),
     "spirals": (750, 250, 2, 2),
     "blobs": (750, 250, 2, 3),
+    "gaussians": (750, 250, 2, 2),
     "mnist1d": (4000, 1000, 40, 10),
 }
 
@@ -139,7 +141,8 @@ def test_mnist1d_cache_is_reused_and_corrupt_cache_regenerated(mnist1d_cache, mo
         load_dataset("mnist1d")                         # the rewritten cache is valid
 
 
-@pytest.mark.parametrize("make", [make_xor, make_moons, make_circles, make_spirals, make_blobs])
+@pytest.mark.parametrize("make", [make_xor, make_moons, make_circles, make_spirals, make_blobs,
+                                  make_gaussians])
 def test_synthetic_sets_are_seeded(make):
     X1, y1 = make(n_samples=200, seed=3)
     X2, y2 = make(n_samples=200, seed=3)
@@ -169,6 +172,11 @@ def test_noise_option():
     X, y = make_blobs(n_samples=3000, noise=0.5, seed=1)
     spread = np.mean([X[y == c].std(0).mean() for c in range(3)])
     assert abs(spread - 0.5) < 0.05
+    # gaussians: noise is each cloud's standard deviation around its centre
+    X, y = make_gaussians(n_samples=4000, noise=0.2, seed=2, distance=1.0)
+    centres = np.stack([X[y == c].mean(0) for c in (0, 1)])
+    np.testing.assert_allclose(np.linalg.norm(centres[1] - centres[0]), 1.0, atol=0.03)
+    assert abs(np.mean([X[y == c].std(0).mean() for c in (0, 1)]) - 0.2) < 0.02
     # the option reaches the generator through load_dataset
     a = load_dataset("moons", noise=0.0, n_samples=100)
     b = load_dataset("moons", noise=0.3, n_samples=100)

@@ -12,7 +12,7 @@ from chainrule import nn
 from chainrule.nn import functional as F
 from chainrule.reference import lecture
 
-DIFFERENTIABLE = ("identity", "sigmoid", "tanh", "relu")
+DIFFERENTIABLE = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 
 
 def _random_network(rng, depth, d_in):

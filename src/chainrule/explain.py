@@ -108,7 +108,8 @@ def explain(
             omitted.
         b: biases b1..bL (zeros when omitted).
         x: one input vector of length d_0 (the worked example's when omitted).
-        activation: theta: identity, sign, sigmoid, tanh or relu (relu by default).
+        activation: theta: identity, sign, sigmoid, tanh, relu or leaky_relu (slope 0.01; relu
+            by default).
         target: y: a number (square loss, one output) / a vector of d_L numbers, or for
             cross-entropy a class index or a one-hot/probability vector of length K.
         loss: ``"square"`` or ``"cross-entropy"``.
@@ -138,7 +139,8 @@ def explain(
     if target is not None:
         if activation == "sign":
             raise InvalidValueError("sign is forward only: no deltas can be backpropagated "
-                                    "through it (choose identity, sigmoid, tanh or relu)")
+                                    "through it (choose identity, sigmoid, tanh, relu or "
+                                    "leaky_relu)")
         y = _target(target, loss, W_list[-1].shape[0])
         lecture.backward(t, y[None, :], activation, loss)
         result.new_W, result.new_b = lecture.sgd_step(t, eta)

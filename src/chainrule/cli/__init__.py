@@ -12,6 +12,7 @@ from . import training  # noqa: F401
 from . import scoring  # noqa: F401
 from . import info  # noqa: F401
 from . import convert  # noqa: F401
+from . import playground  # noqa: F401
 from .lecture import _xor_model_and_data
 
 __all__ = ["app", "main", "fail", "user_errors", "_xor_model_and_data"]

@@ -39,8 +39,8 @@ def explain(
                                "vector, or a class index for cross-entropy. Adds the loss, every "
                                "delta, every gradient and the SGD update."),
     activation: str = typer.Option(None, "--activation", "-a",
-                                   help="theta: identity, sign, sigmoid, tanh or relu "
-                                   "(default relu, or the saved model's)."),
+                                   help="theta: identity, sign, sigmoid, tanh, relu or "
+                                   "leaky_relu (default relu, or the saved model's)."),
     loss: Loss = typer.Option(Loss.square, "--loss", help="square or cross-entropy."),
     weights: Path = typer.Option(None, "--weights", "-w", help="JSON file with \"W\" (list of "
                                  "matrices) and optionally \"b\", \"x\", \"activation\"; or a "

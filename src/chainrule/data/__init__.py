@@ -17,7 +17,14 @@ from .files import RawData, load_csv, load_npz, read_csv, read_npz
 from .loader import DataLoader
 from .preprocessing import Standardizer, encode_labels, one_hot
 from .split import SplitResult, infer_task, split, split_indices
-from .synthetic import make_blobs, make_circles, make_moons, make_spirals, make_xor
+from .synthetic import (
+    make_blobs,
+    make_circles,
+    make_gaussians,
+    make_moons,
+    make_spirals,
+    make_xor,
+)
 
 __all__ = [
     "DataLoader",
@@ -37,6 +44,7 @@ __all__ = [
     "load_npz",
     "make_blobs",
     "make_circles",
+    "make_gaussians",
     "make_moons",
     "make_spirals",
     "make_xor",

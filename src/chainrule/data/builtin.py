@@ -12,6 +12,7 @@ moons         classification 2            2       750 / 250     generated (seede
 circles       classification 2            2       750 / 250     generated (seeded)
 spirals       classification 2            2       750 / 250     generated (seeded)
 blobs         classification 2            3       750 / 250     generated (seeded)
+gaussians     classification 2            2       750 / 250     generated (seeded)
 mnist1d       classification 40           10      4000 / 1000   mnist1d package, generated
 ============= ============== ============ ======= ============= =========================
 
@@ -22,7 +23,7 @@ parts, stratified by class, with ``seed=0`` (options ``test_size``, ``val_size``
 fraction of the training part, and ``seed`` (default 42, the package's) is the generation seed.
 The synthetic sets take ``n_samples`` (default 1000) and ``noise`` (the standard deviation of
 Gaussian noise on the coordinates; defaults xor 0.1, moons 0.1, circles 0.05, spirals 0.05, and
-for blobs the cluster standard deviation, 1.0); their ``seed`` drives both generation and split. Every set takes ``dtype`` (default
+for blobs and gaussians the cluster standard deviation, 1.0 and 0.3); their ``seed`` drives both generation and split. Every set takes ``dtype`` (default
 float32) and ``standardize=True`` (fit a :class:`~chainrule.data.Standardizer` on the training
 part and apply it to every part; kept as ``bundle.standardizer``).
 

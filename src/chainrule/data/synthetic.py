@@ -1,4 +1,5 @@
-"""Seeded two-dimensional toy data sets for classification: xor, moons, circles, spirals, blobs.
+"""Seeded two-dimensional toy data sets for classification: xor, moons, circles, spirals, blobs,
+gaussians.
 
 Each ``make_*`` function returns ``(X, y)``: ``X`` of shape ``(n_samples, 2)`` (``n_features``
 for blobs) in ``dtype`` (default float32) and int64 labels ``y`` of shape ``(n_samples,)``, in a
@@ -136,6 +137,23 @@ def make_blobs(n_samples: int = 1000, noise: float = 1.0, seed: int = 0, centers
     return _finish(X, y, noise, rng, dtype)
 
 
+def make_gaussians(n_samples: int = 1000, noise: float = 0.3, seed: int = 0,
+                   distance: float = 1.0, dtype: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Two isotropic Gaussian clouds, class 0 around ``-c`` and class 1 around ``+c`` with
+    ``c = (distance / 2) (1, 1) / sqrt(2)``, each with standard deviation ``noise``: linearly
+    separable up to the overlap that ``noise`` makes."""
+    n, noise = _check(n_samples, noise, 2)
+    if isinstance(distance, bool) or not isinstance(distance, numbers.Real) or \
+            not math.isfinite(distance) or distance < 0:
+        raise InvalidValueError(f"distance must be a finite number >= 0, got {distance!r}")
+    rng = _random.Generator(seed).numpy
+    n0, n1 = _sizes(n, 2)
+    c = float(distance) / 2 / math.sqrt(2)
+    X = np.concatenate([np.full((n0, 2), -c), np.full((n1, 2), c)])
+    y = np.concatenate([np.zeros(n0), np.ones(n1)])
+    return _finish(X, y, noise, rng, dtype)
+
+
 #: name -> (generator function, one-line description)
 GENERATORS = {
     "xor": (make_xor, ("XOR of the coordinates' signs in [-1, 1]^2: 2 classes, not linearly "
@@ -146,4 +164,6 @@ GENERATORS = {
                                "hard case for a small MLP.")),
     "blobs": (make_blobs, ("Three isotropic Gaussian clusters in 2-D (centres uniform in "
                            "[-10, 10]^2, std 1): 3 classes.")),
+    "gaussians": (make_gaussians, ("Two Gaussian clouds (std 0.3) whose centres are 1 apart: 2 "
+                                   "classes, linearly separable but for the overlap.")),
 }

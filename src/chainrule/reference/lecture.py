@@ -41,7 +41,9 @@ from typing import Any
 
 from ..backend import get_xp
 
-ACTIVATIONS = ("identity", "sign", "sigmoid", "tanh", "relu")
+ACTIVATIONS = ("identity", "sign", "sigmoid", "tanh", "relu", "leaky_relu")
+#: the leaky ReLU's slope for s <= 0: ``nn.LeakyReLU``'s default, so a saved MLP explains as it ran
+LEAKY_SLOPE = 0.01
 LOSSES = ("square", "cross-entropy")
 
 
@@ -58,6 +60,8 @@ def theta(name: str, s: Any) -> Any:
         return xp.tanh(s)
     if name == "relu":
         return xp.maximum(s, 0)
+    if name == "leaky_relu":
+        return xp.where(s > 0, s, LEAKY_SLOPE * s)
     raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
 
 
@@ -75,6 +79,8 @@ def theta_prime(name: str, s: Any, x: Any) -> Any:
         return 1 - x * x
     if name == "relu":
         return (s > 0).astype(s.dtype)
+    if name == "leaky_relu":
+        return xp.where(s > 0, 1.0, LEAKY_SLOPE).astype(s.dtype)
     raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
 
 
