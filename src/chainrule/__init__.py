@@ -8,6 +8,7 @@
 """
 
 from . import ops
+from .anomaly import detect_anomaly, is_anomaly_enabled
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .backend import get_xp, to_numpy
 from .creation import (
@@ -20,6 +21,7 @@ from .errors import (
     ChainruleError, DTypeError, FileFormatError, GradcheckError, GraphError, IndexingError,
     InvalidValueError, ShapeError,
 )
+from .errors import AnomalyError
 from .ops import (
     abs, add, argmax, argmin, broadcast_to, cat, clamp, clip, concat, div, exp, expand,
     flatten, leaky_relu, linear, log, log_softmax, logsumexp, matmul, max, maximum, mean,
@@ -43,8 +45,8 @@ __version__ = "0.1.0"
 # The layers above the engine load on first use (PEP 562), so ``import chainrule`` stays light and
 # the engine never depends on them: ``cr.nn``, ``cr.optim``, ``cr.save``, ...
 _LAZY_MODULES = ("nn", "optim", "data", "io", "memory", "train", "reference", "runs", "viz",
-                 "sklearn")
-_LAZY_FUNCTIONS = {"save": "io", "load": "io", "load_state": "io"}
+                 "sklearn", "onnx", "interop")
+_LAZY_FUNCTIONS = {"save": "io", "load": "io", "load_state": "io", "from_dlpack": "interop"}
 
 
 def __getattr__(name: str):  # noqa: ANN202 - module-level attribute hook
@@ -71,5 +73,6 @@ __all__ = [
     "amax", "amin", "clone", "cos", "erf", "expm1", "index_select", "log1p", "rsqrt", "sin",
     "square", "ValuesIndices",
     "nn", "optim", "save", "load", "load_state", "checkpoint", "checkpoint_sequential",
-    "explain",
+    "explain", "detect_anomaly", "is_anomaly_enabled", "AnomalyError", "from_dlpack", "onnx",
+    "interop",
 ]

@@ -50,6 +50,11 @@ _grad_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
 # Marks a node whose saved state backward() has already released.
 _RELEASED = object()
 
+# True while a ``detect_anomaly()`` block is open in some thread (``chainrule.anomaly``): then
+# apply() and backward() call its checks, which look at the per-thread mode. Off, the cost is
+# this flag's test per operation.
+_anomaly_on = False
+
 
 def is_grad_enabled() -> bool:
     """True unless inside ``no_grad()``."""
@@ -119,10 +124,12 @@ class Node:
             of ``saved`` (no ``retain_graph``), so a VJP that walks several layers (the fused
             ``mlp``) may drop each saved array as soon as it is done with it, as the unfused
             chain of nodes would.
+        site: where the forward was called (a ``chainrule.anomaly.Site``), set only for nodes
+            recorded in anomaly mode.
     """
 
     __slots__ = ("prim", "parents", "needs", "saved", "shape", "dtype", "versions", "version_sum",
-                 "retained", "final")
+                 "retained", "final", "site")
 
     def __init__(self, prim: Primitive, parents: tuple[Any, ...], needs: tuple[bool, ...]) -> None:
         self.prim = prim
@@ -179,6 +186,8 @@ def apply(prim: Primitive, inputs: tuple[Any, ...], *params: Any) -> Tensor:
         raise _forward_error(prim, arrays, exc) from None
     if type(out) is not np.ndarray and isinstance(out, np.generic):
         out = np.asarray(out)  # NumPy gives scalars for full reductions: keep 0-d arrays
+    if _anomaly_on:
+        _anomaly.check_forward(prim, arrays, out, node)
     result = Tensor._from_op(out, None)
     if prim.view and get_xp(out).may_share_memory(out, arrays[0]):
         # A view writes through to its base (recorded or not): share the counter, so an in-place
@@ -299,6 +308,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
             if len(in_grads) != len(parents):
                 raise GraphError(f"{node.prim.name}: the VJP returned {len(in_grads)} "
                                  f"gradients for {len(parents)} inputs")
+            if _anomaly_on:
+                _anomaly.check_backward(node, g, in_grads)
         if not retain_graph:
             node.saved = _RELEASED
         for parent, gi in zip(parents, in_grads):
@@ -431,3 +442,6 @@ def _array(a: Any) -> Any:
     """``a``, or a 0-d array for the NumPy scalar that arithmetic on 0-d arrays returns: a
     ``.grad`` is always an array (in-place updates such as gradient clipping need one)."""
     return np.asarray(a) if isinstance(a, np.generic) else a
+
+
+from . import anomaly as _anomaly  # noqa: E402  (anomaly refers back to this module)

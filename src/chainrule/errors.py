@@ -42,3 +42,9 @@ class FileFormatError(ChainruleError, ValueError):
 
 class IndexingError(ChainruleError, IndexError):
     """An index that does not fit the tensor: out of range, wrong boolean-mask shape, bad type."""
+
+
+class AnomalyError(ChainruleError, FloatingPointError):
+    """In anomaly mode (``chainrule.detect_anomaly``): an operation made the first NaN or
+    infinity, in the forward pass or in backward; the message names it and where it was
+    called."""

@@ -201,10 +201,33 @@ class Tensor:
         return out
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(t)``: the data itself on the CPU (no copy). NumPy 2's ``copy=``: True
+        always copies, False refuses (ValueError) when a copy is needed (another dtype, a
+        tensor on a GPU), None copies only then."""
+        needs_copy = is_cupy_array(self.data) or (
+            dtype is not None and np.dtype(dtype) != self.data.dtype)
+        if copy is False and needs_copy:
+            raise ValueError(f"np.asarray(copy=False): a {self.dtype} tensor on {self.device} "
+                             f"cannot be viewed as {np.dtype(dtype or self.dtype)} on the CPU "
+                             "without a copy")
         a = to_numpy(self.data)
         if dtype is not None and np.dtype(dtype) != a.dtype:
             return a.astype(dtype)
-        return a.copy() if copy else a
+        return a.copy() if copy and not is_cupy_array(self.data) else a
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None,
+                   copy: bool | None = None) -> Any:
+        """The DLPack capsule of ``data`` (the array API's exchange protocol), sharing memory:
+        ``torch.from_dlpack(t)``, ``np.from_dlpack(t)``, ``cupy.from_dlpack(t)`` view this
+        tensor's data. The arguments go to the backend array's own ``__dlpack__`` (only those
+        given: older NumPy takes ``stream`` alone)."""
+        kwargs = {k: v for k, v in (("stream", stream), ("max_version", max_version),
+                                    ("dl_device", dl_device), ("copy", copy)) if v is not None}
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[Any, int]:
+        """``(device type, device id)`` in DLPack's terms: (1, 0) on the CPU, (2, N) on GPU N."""
+        return self.data.__dlpack_device__()
 
     def __repr__(self) -> str:
         body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(",

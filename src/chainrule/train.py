@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import random as _random
+from .anomaly import set_position as set_anomaly_position
 from .autograd import no_grad
 from .backend import to_numpy
 from .errors import ChainruleError, FileFormatError, InvalidValueError
@@ -225,6 +226,7 @@ class Trainer:
         watched = _weight_arrays(params)
         for i, (x, y) in enumerate(self._batches(loader)):
             n = int(x.shape[0])
+            set_anomaly_position(self.epoch + 1, i + 1)  # for detect_anomaly's errors
             self.optimizer.zero_grad()
             if n:
                 output = self.model(x)
@@ -250,6 +252,7 @@ class Trainer:
                 acc.add(value, output.data, y.data)
                 if bar is not None:
                     bar(n, value)
+        set_anomaly_position(None)
         if self.reduce_sums is not None:
             acc.set_totals(self.reduce_sums(acc.totals()))
         return acc.metrics("train_")

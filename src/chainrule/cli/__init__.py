@@ -10,6 +10,7 @@ from .app import app, fail, main, user_errors
 from . import lecture  # noqa: F401,I001
 from . import training  # noqa: F401
 from . import scoring  # noqa: F401
+from . import export  # noqa: F401
 from . import info  # noqa: F401
 from . import convert  # noqa: F401
 from . import playground  # noqa: F401

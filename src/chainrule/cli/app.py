@@ -2,7 +2,8 @@
 (exit 2), the internal-error report (exit 1), Ctrl-C (130), ``--version`` and the entry point.
 
 The commands live beside it: ``lecture`` (explain, plot), ``training`` (train), ``scoring``
-(evaluate, predict), ``info`` (datasets, memory), ``playground`` (the web app).
+(evaluate, predict), ``export`` (export), ``info`` (datasets, memory), ``convert`` (convert),
+``playground`` (the web app).
 
 Every user error (a bad file, an unknown option value, shapes that do not fit) ends with a one-line
 message on stderr and exit code 2, never a traceback.

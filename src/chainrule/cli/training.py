@@ -70,6 +70,9 @@ def train(
                                      "run as `mpiexec -n N chainrule train --distributed ...`; "
                                      "--batch-size is the global batch (divisible by N)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final result."),
+    detect_anomaly: bool = typer.Option(False, "--detect-anomaly", help="Check every operation "
+                                        "for NaN/inf, forward and backward, and stop at the "
+                                        "first one, naming it (slower; for debugging)."),
 ) -> None:
     """Train an MLP on a data set; with no options, digits in a few seconds."""
     import json
@@ -133,10 +136,14 @@ def train(
     from ..memory import keep_freed_memory
 
     keep_freed_memory()
-    summary = train_run(cfg, run_dir, resume=resume is not None, overwrite=overwrite,
-                        progress="none" if quiet else "auto", memory_budget=budget,
-                        data=prepared,
-                        distributed=distributed, echo=lambda line: typer.echo(line, err=True))
+    from .. import anomaly
+
+    # an AnomalyError is a chainrule error: one line naming the operation, epoch and batch
+    with anomaly.detect_anomaly(enabled=detect_anomaly):
+        summary = train_run(cfg, run_dir, resume=resume is not None, overwrite=overwrite,
+                            progress="none" if quiet else "auto", memory_budget=budget,
+                            data=prepared, distributed=distributed,
+                            echo=lambda line: typer.echo(line, err=True))
     if "rank" in summary:       # a data-parallel rank other than 0: rank 0 reports
         return
     where = summary["run_dir"]

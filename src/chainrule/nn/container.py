@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import chainrule as cr
+from chainrule.anomaly import is_anomaly_enabled
 from chainrule.errors import InvalidValueError
 from chainrule.ops import mlp as fused_mlp
 from chainrule.tensor import as_tensor
@@ -245,7 +246,8 @@ class MLP(Sequential):
 
             return checkpoint_sequential(list(self), k, x)
         plan = self._fused_plan()
-        if plan is not None and not (plan[2] and self.training and any(m.p > 0 for m in plan[2])):
+        if plan is not None and not (plan[2] and self.training and any(m.p > 0 for m in plan[2])
+                                     ) and not is_anomaly_enabled():  # (errors name the layer)
             return self._fused_forward(x, plan)
         return super().forward(x)
 
