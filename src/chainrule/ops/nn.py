@@ -81,9 +81,12 @@ class LogSoftmax:
 
     def forward(ctx, x, axis):
         xp = get_xp(x)
-        m = x.max(axis=axis, keepdims=True)
-        z = x - xp.where(xp.isfinite(m), m, 0)
-        out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+        if x.size == 0:
+            out = xp.empty_like(x)      # nothing to normalise: an empty result of x's shape
+        else:
+            m = x.max(axis=axis, keepdims=True)
+            z = x - xp.where(xp.isfinite(m), m, 0)
+            out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
         if ctx is not None:
             ctx.saved = (out, axis)
         return out
