@@ -268,3 +268,36 @@ def test_the_watchdog_names_a_local_rank_that_is_gone(monkeypatch):
         peer.kill()
     assert comm.aborted and comm.aborted[0] == 1 and exits[:1] == [1]
     assert lines[0].startswith("error (rank 0 of 2): rank 1 (pid ") and "is gone" in lines[0]
+
+
+_BROADCAST_STATE = """
+import numpy as np
+import chainrule as cr
+from chainrule import distributed as dist
+comm = dist.init()
+net = cr.nn.MLP([4, 3, 2], dtype="float64")
+opt = cr.optim.Adam(net.parameters(), lr=0.1)
+x = cr.tensor(np.ones((5, 4)))
+for _ in range(2 + dist.rank()):            # rank 1 has taken one step more: other state
+    opt.zero_grad()
+    net(x).sum().backward()
+    opt.step()
+dist.broadcast_parameters(net.parameters())
+dist.broadcast_optimizer_state(opt)
+flat = [np.concatenate([np.ravel(v) for k, v in sorted(opt.state[p].items())])
+        for p in net.parameters()]
+mine = np.concatenate(flat + [p.data.ravel() for p in net.parameters()])
+other = comm.bcast(mine, root=0)
+assert np.array_equal(mine, other), "state differs"
+assert all(opt.state[p]["step"] == 2 for p in net.parameters())
+print(f"same{dist.rank()}", flush=True)
+"""
+
+
+def test_broadcast_optimizer_state_makes_every_rank_hold_rank_0s(tmp_path):
+    script = tmp_path / "state.py"
+    script.write_text(_BROADCAST_STATE)
+    proc = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(script)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("same0") == 1 and proc.stdout.count("same1") == 1, proc.stdout

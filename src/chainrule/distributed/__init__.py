@@ -6,14 +6,23 @@ N ranks compute what one process computes on the same global batch.
 
 ``init()`` starts MPI (through mpi4py, the ``mpi`` extra; a system MPI works too); without it,
 or outside ``mpiexec``, ``rank()`` is 0 and ``world_size()`` 1 and nothing here communicates.
-``GradientAverager`` does the step's allreduce; ``DataLoader(..., shard=(rank, world_size))`` is
-the sampler that gives each rank a disjoint, contiguous share of every global batch (one shuffle
-seed, the same number of steps on every rank). Only rank 0 writes files (``is_main()``).
+Where PyTorch users look for ``DistributedDataParallel`` and ``DistributedSampler``:
+
+- ``GradientAverager(params)`` is the gradient hook (``Trainer(gradient_sync=...)`` calls it after
+  ``backward()``): one weighted ``Allreduce`` of every gradient in one flat buffer.
+  ``broadcast_parameters`` and ``broadcast_optimizer_state`` make every rank start (and resume)
+  from rank 0's weights and moments.
+- ``DataLoader(..., shard=(rank, world_size))`` is the sampler: every rank draws the same global
+  batches (one shuffle seed) and takes its disjoint, contiguous share of each, so every rank takes
+  the same number of steps and touches only its own rows (of a memory-mapped file too).
+- A watchdog thread (:mod:`.watchdog`) ends the job, naming the rank, when a local rank is gone
+  or a step's collective stalls. Only rank 0 writes files (``is_main()``).
 """
 
-from .group import abort, allreduce_sum, barrier, broadcast, init, is_initialized, is_main, rank, \
-    current_watchdog, world_size
-from .data_parallel import GradientAverager, broadcast_parameters
+from .data_parallel import GradientAverager, broadcast_optimizer_state, broadcast_parameters
+from .group import abort, allreduce_sum, barrier, broadcast, current_watchdog, init, \
+    is_initialized, is_main, rank, world_size
 
-__all__ = ["abort", "init", "is_initialized", "rank", "world_size", "is_main", "barrier", "allreduce_sum",
-           "broadcast", "GradientAverager", "broadcast_parameters", "current_watchdog"]
+__all__ = ["abort", "init", "is_initialized", "rank", "world_size", "is_main", "barrier",
+           "allreduce_sum", "broadcast", "GradientAverager", "broadcast_parameters",
+           "broadcast_optimizer_state", "current_watchdog"]

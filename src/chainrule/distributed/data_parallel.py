@@ -62,3 +62,23 @@ def broadcast_parameters(tensors: Iterable[Any], root: int = 0) -> None:
         arr = np.ascontiguousarray(to_numpy(t.data))
         broadcast(arr, root)
         t.data[...] = arr
+
+
+def broadcast_optimizer_state(optimizer: Any, root: int = 0) -> None:
+    """Make every rank's optimizer state (moments, step counts) equal to root's, parameter by
+    parameter in the groups' order: after a resume every rank continues from root's state even
+    if the checkpoint it read differed. Every rank must hold the same state names."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for name in sorted(state):
+                value = state[name]
+                if isinstance(value, np.ndarray):
+                    arr = np.ascontiguousarray(value)
+                    broadcast(arr, root)
+                    value[...] = arr
+                elif isinstance(value, (int, float, np.integer, np.floating)) and \
+                        not isinstance(value, bool):
+                    arr = np.array([value], dtype=np.float64)
+                    broadcast(arr, root)
+                    state[name] = type(value)(arr[0])

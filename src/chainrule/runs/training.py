@@ -362,6 +362,9 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
     try:
         if resume:
             trainer.load_checkpoint(work / CHECKPOINT_NAME, train_loader)
+            if world > 1:     # every rank continues from rank 0's weights and moments
+                dist.broadcast_parameters(setup.network.parameters())
+                dist.broadcast_optimizer_state(setup.optimizer)
             if main:
                 directory.truncate_metrics(work, trainer.epoch)
         elif main:
