@@ -161,6 +161,14 @@ def main() -> None:
         while ctx is not None and ctx.parent is not None:   # the subcommands, not the program
             path.insert(0, ctx.info_name)
             ctx = ctx.parent
+        if exc.ctx is None:         # some parse errors carry no context: read the command line
+            cmd = typer.main.get_command(app)
+            for arg in sys.argv[1:]:
+                sub = getattr(cmd, "commands", {}).get(arg)
+                if sub is None:
+                    break
+                path.append(arg)
+                cmd = sub
         hint = f" (see {' '.join(['chainrule', *path, '--help'])})"
         typer.echo(f"error: {_one_line(exc.format_message())}{_given(exc)}{hint}", err=True)
         sys.exit(2)
