@@ -14,13 +14,14 @@ import resource
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
+from benchmarks.out_of_core import FEATURES
+from benchmarks.out_of_core import write as _write   # a float32 .npy written in chunks
+
 BUDGET = 384 << 20          # the child's RLIMIT_DATA
-FEATURES = 511              # + the target: 512 float32 columns, 2 KiB a row
+# FEATURES = 511 features + the target: 512 float32 columns, 2 KiB a row
 
 
 def _limit() -> None:
@@ -31,20 +32,6 @@ def _env() -> dict[str, str]:
     # one BLAS thread: OpenBLAS reserves a buffer per thread (and retries forever when a
     # reservation fails)
     return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-
-
-def _write(path: Path, rows: int) -> None:
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
-                                    shape=(rows, FEATURES + 1))
-    rng = np.random.default_rng(0)
-    w = rng.normal(size=FEATURES).astype(np.float32)
-    for lo in range(0, rows, 20_000):
-        hi = min(lo + 20_000, rows)
-        X = rng.standard_normal((hi - lo, FEATURES), dtype=np.float32)
-        out[lo:hi, :FEATURES] = X
-        out[lo:hi, FEATURES] = X @ w > 0
-    out.flush()
-    del out
 
 
 def test_the_limit_is_in_force():
