@@ -226,7 +226,9 @@ def test_every_public_name_has_a_reference_entry(site):
                 for m, _ in _routines(obj):
                     if f"{module}.{name}.{m}" not in ids:
                         missing.append(f"{module}.{name}.{m}")
-    assert not missing, "public names without a reference entry:\n" + "\n".join(missing)
+    assert not missing, ("public names without a reference entry (add them to a page of "
+                         "docs/reference/, a new module's page to mkdocs.yml's nav):\n"
+                         + "\n".join(missing))
 
 
 def test_mlp_signature_is_on_the_nn_page(site):
