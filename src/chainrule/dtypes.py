@@ -16,11 +16,17 @@ import numpy as np
 from .errors import DTypeError
 
 float32 = np.dtype(np.float32)
+"""32-bit floating point (``numpy.dtype('float32')``): the default dtype of new tensors."""
 float64 = np.dtype(np.float64)
+"""64-bit floating point: what ``gradcheck`` and the lecture's reference compute in."""
 float16 = np.dtype(np.float16)
+"""16-bit floating point (``numpy.dtype('float16')``)."""
 int32 = np.dtype(np.int32)
+"""32-bit integer (``numpy.dtype('int32')``); integer tensors never require grad."""
 int64 = np.dtype(np.int64)
+"""64-bit integer: the dtype of class labels and of ``argmax``'s indices."""
 bool_ = np.dtype(np.bool_)
+"""Boolean: the dtype of comparisons (``x > 0``), which carry no gradient."""
 
 _default_float: contextvars.ContextVar[np.dtype] = contextvars.ContextVar(
     "chainrule_default_dtype", default=float32

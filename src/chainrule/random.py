@@ -101,6 +101,9 @@ class Generator:
         return self._rng
 
     def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: Any) -> np.ndarray:
+        """Samples of U(low, high) with ``shape`` and ``dtype`` (a NumPy array). For [0, 1) in
+        float32/float64 they are drawn in that dtype, so a value never rounds up to 1.
+        """
         if low == 0 and high == 1 and np.dtype(dtype) in (np.float32, np.float64):
             # Drawn in the target dtype: a float64 draw just below 1 would round up to 1.0 when
             # cast to float32, outside [0, 1). (float64 draws are the same numbers as before.)
@@ -108,6 +111,7 @@ class Generator:
         return self._rng.uniform(low, high, size=shape).astype(dtype, copy=False)
 
     def normal(self, shape: tuple[int, ...], mean: float, std: float, dtype: Any) -> np.ndarray:
+        """Samples of N(mean, std^2) with ``shape`` and ``dtype`` (a NumPy array)."""
         if np.dtype(dtype) in (np.float32, np.float64):
             out = self._rng.standard_normal(size=shape, dtype=dtype)
         else:
@@ -119,13 +123,17 @@ class Generator:
         return out
 
     def integers(self, low: int, high: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Integers drawn uniformly from [low, high) with ``shape`` (a NumPy int64 array)."""
         return self._rng.integers(low, high, size=shape)
 
     def permutation(self, n: int) -> np.ndarray:
+        """A random permutation of 0..n-1 (a NumPy int64 array), e.g. an epoch's order."""
         return self._rng.permutation(n)
 
 
 default_generator = Generator()
+"""The global generator that creation functions and layers use when given none;
+``cr.manual_seed(s)`` reseeds it."""
 
 
 def manual_seed(seed: int) -> Generator:

@@ -69,10 +69,12 @@ class Tensor:
     # ------------------------------------------------------------------ properties
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape, a tuple of ints (the data's)."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of axes."""
         return self.data.ndim
 
     @property
@@ -83,14 +85,21 @@ class Tensor:
 
     @property
     def dtype(self) -> np.dtype:
+        """The NumPy dtype of the data (float32 unless ``dtype=`` or the default said otherwise)."""
         return self.data.dtype
 
     @property
     def device(self) -> str:
+        """Where the data lives: ``"cpu"`` (NumPy) or ``"cuda:N"`` (CuPy)."""
         return device_of(self.data)
 
     @property
     def requires_grad(self) -> bool:
+        """Whether backward computes a gradient for this tensor (only floating tensors can).
+
+        Settable on a leaf; on a tensor made by a recorded operation it can only stay True
+        (use :meth:`detach`).
+        """
         return self._requires_grad
 
     @requires_grad.setter
@@ -175,6 +184,7 @@ class Tensor:
         return self.data.reshape(()).item()
 
     def tolist(self) -> Any:
+        """The data as nested Python lists (a number for a 0-d tensor)."""
         return to_numpy(self.data).tolist()
 
     def astype(self, dtype: Any) -> Tensor:
@@ -182,9 +192,11 @@ class Tensor:
         return _ops.astype(self, dtype)
 
     def float(self) -> Tensor:
+        """A float32 copy (``astype(float32)``); differentiable from a floating dtype."""
         return self.astype(np.float32)
 
     def double(self) -> Tensor:
+        """A float64 copy (``astype(float64)``); differentiable from a floating dtype."""
         return self.astype(np.float64)
 
     def to(self, device: str | None = None, dtype: Any = None) -> Tensor:
@@ -441,108 +453,163 @@ class Tensor:
 
     # ------------------------------------------------------------------ methods
     def exp(self) -> Tensor:
+        """e^x elementwise (:func:`chainrule.exp`); dx = g e^x."""
         return _ops.exp(self)
 
     def log(self) -> Tensor:
+        """The natural logarithm elementwise (:func:`chainrule.log`); dx = g / x."""
         return _ops.log(self)
 
     def sqrt(self) -> Tensor:
+        """The square root elementwise (:func:`chainrule.sqrt`); dx = g / (2 sqrt(x))."""
         return _ops.sqrt(self)
 
     def abs(self) -> Tensor:
+        """|x| elementwise (:func:`chainrule.abs`); dx = g sign(x)."""
         return _ops.abs(self)
 
     def tanh(self) -> Tensor:
+        """tanh(x) elementwise (:func:`chainrule.tanh`), the lecture's theta; dx = g (1 - tanh(x)^2).
+        """
         return _ops.tanh(self)
 
     def sigmoid(self) -> Tensor:
+        """1 / (1 + e^-x) elementwise (:func:`chainrule.sigmoid`); dx = g sigma(x) (1 - sigma(x)).
+        """
         return _ops.sigmoid(self)
 
     def relu(self) -> Tensor:
+        """max(x, 0) elementwise (:func:`chainrule.relu`); dx = g [x > 0]."""
         return _ops.relu(self)
 
     def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
+        """x where x > 0, else ``negative_slope`` x (:func:`chainrule.leaky_relu`)."""
         return _ops.leaky_relu(self, negative_slope)
 
     def sign(self) -> Tensor:
+        """sign(x) in {-1, 0, 1} elementwise (:func:`chainrule.sign`); carries no gradient."""
         return _ops.sign(self)
 
     def clip(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - NumPy's names
+        """Clamp to [min, max]; either bound may be None or a tensor (:func:`chainrule.clip`).
+
+        ``x.clamp`` is the same method.
+        """
         return _ops.clip(self, min, max)
 
     clamp = clip
 
     def maximum(self, other: Any) -> Tensor:
+        """The elementwise maximum with ``other``, broadcast (:func:`chainrule.maximum`)."""
         return _ops.maximum(self, other)
 
     def minimum(self, other: Any) -> Tensor:
+        """The elementwise minimum with ``other``, broadcast (:func:`chainrule.minimum`)."""
         return _ops.minimum(self, other)
 
     def sum(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        """The sum over ``axis`` (all axes when None); ``dim=``/``keepdim=`` also accepted
+        (:func:`chainrule.sum`).
+        """
         return _ops.sum(self, axis, keepdims, **aliases)
 
     def mean(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        """The mean over ``axis`` (all axes when None; :func:`chainrule.mean`)."""
         return _ops.mean(self, axis, keepdims, **aliases)
 
     def max(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        """The maximum over ``axis``, or ``(values, indices)`` given ``dim=`` as PyTorch
+        (:func:`chainrule.max`).
+        """
         return _ops.max(self, axis, keepdims, **aliases)
 
     def min(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        """The minimum over ``axis``, or ``(values, indices)`` given ``dim=`` as PyTorch
+        (:func:`chainrule.min`).
+        """
         return _ops.min(self, axis, keepdims, **aliases)
 
     def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0,
             **aliases: Any) -> Tensor:
+        """The variance over ``axis`` with ``ddof`` (0 by default, NumPy's;
+        :func:`chainrule.var`).
+        """
         return _ops.var(self, axis, keepdims, ddof, **aliases)
 
     def std(self, axis: Any = None, keepdims: bool = False, ddof: int = 0,
             **aliases: Any) -> Tensor:
+        """The standard deviation over ``axis`` with ``ddof`` (0 by default;
+        :func:`chainrule.std`).
+        """
         return _ops.std(self, axis, keepdims, ddof, **aliases)
 
     def logsumexp(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        """log(sum(e^x)) over ``axis``, computed stably (:func:`chainrule.logsumexp`)."""
         return _ops.logsumexp(self, axis, keepdims, **aliases)
 
     def softmax(self, axis: int = -1, **aliases: Any) -> Tensor:
+        """p_i = e^{x_i} / sum_j e^{x_j} along ``axis`` (:func:`chainrule.softmax`)."""
         return _ops.softmax(self, axis, **aliases)
 
     def log_softmax(self, axis: int = -1, **aliases: Any) -> Tensor:
+        """log p_i = x_i - logsumexp(x) along ``axis`` (:func:`chainrule.log_softmax`)."""
         return _ops.log_softmax(self, axis, **aliases)
 
     def argmax(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        """The index of the maximum along ``axis`` (of the flattened tensor when None); an int64
+        tensor without gradient (:func:`chainrule.argmax`).
+        """
         return _ops.argmax(self, axis, keepdims, **aliases)
 
     def argmin(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        """The index of the minimum along ``axis`` (of the flattened tensor when None); an int64
+        tensor without gradient (:func:`chainrule.argmin`).
+        """
         return _ops.argmin(self, axis, keepdims, **aliases)
 
     def any(self) -> bool:
+        """True when any element is nonzero (a Python bool; no graph)."""
         return bool(self.data.any())
 
     def all(self) -> bool:
+        """True when every element is nonzero (a Python bool; no graph)."""
         return bool(self.data.all())
 
     def reshape(self, *shape: Any) -> Tensor:
+        """The same elements in a new shape, a view where possible (:func:`chainrule.reshape`).
+
+        ``x.view`` is the same method.
+        """
         return _ops.reshape(self, *shape)
 
     view = reshape
 
     def transpose(self, *axes: Any) -> Tensor:
+        """Axes permuted (reversed when none are given; :func:`chainrule.transpose`)."""
         return _ops.transpose(self, *axes)
 
     def permute(self, *axes: Any) -> Tensor:
+        """Axes reordered as ``axes`` says (:func:`chainrule.permute`)."""
         return _ops.permute(self, *axes)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Axes ``start_dim`` to ``end_dim`` merged into one (:func:`chainrule.flatten`)."""
         return _ops.flatten(self, start_dim, end_dim)
 
     def squeeze(self, axis: Any = None, **aliases: Any) -> Tensor:
+        """Length-1 axes removed (only ``axis`` when given; :func:`chainrule.squeeze`)."""
         return _ops.squeeze(self, axis, **aliases)
 
     def unsqueeze(self, axis: int) -> Tensor:
+        """A length-1 axis inserted at ``axis`` (:func:`chainrule.unsqueeze`)."""
         return _ops.unsqueeze(self, axis)
 
     def expand(self, *shape: Any) -> Tensor:
+        """Broadcast to ``shape`` without copying; -1 keeps an axis (:func:`chainrule.expand`)."""
         return _ops.expand(self, *shape)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        """Broadcast to ``shape`` without copying (:func:`chainrule.broadcast_to`)."""
         return _ops.broadcast_to(self, shape)
 
     # ------------------------------------------------------------------ more of PyTorch's names
@@ -555,30 +622,41 @@ class Tensor:
         return _ops.clone(self)
 
     def sin(self) -> Tensor:
+        """sin(x) elementwise (:func:`chainrule.sin`); dx = g cos(x)."""
         return _ops.sin(self)
 
     def cos(self) -> Tensor:
+        """cos(x) elementwise (:func:`chainrule.cos`); dx = -g sin(x)."""
         return _ops.cos(self)
 
     def log1p(self) -> Tensor:
+        """log(1 + x), accurate for small |x| (:func:`chainrule.log1p`)."""
         return _ops.log1p(self)
 
     def expm1(self) -> Tensor:
+        """e^x - 1, accurate for small |x| (:func:`chainrule.expm1`)."""
         return _ops.expm1(self)
 
     def rsqrt(self) -> Tensor:
+        """1 / sqrt(x) elementwise (:func:`chainrule.rsqrt`)."""
         return _ops.rsqrt(self)
 
     def square(self) -> Tensor:
+        """x^2 elementwise (:func:`chainrule.square`); dx = 2 g x."""
         return _ops.square(self)
 
     def amax(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        """The maximum over ``axis`` or ``dim``; ties share the gradient (:func:`chainrule.amax`).
+        """
         return _ops.amax(self, axis, keepdims, **aliases)
 
     def amin(self, axis: Any = None, keepdims: bool = False, **aliases: Any) -> Tensor:
+        """The minimum over ``axis`` or ``dim``; ties share the gradient (:func:`chainrule.amin`).
+        """
         return _ops.amin(self, axis, keepdims, **aliases)
 
     def index_select(self, dim: int, index: Any) -> Tensor:
+        """The entries at ``index`` along axis ``dim`` (:func:`chainrule.index_select`)."""
         return _ops.index_select(self, dim, index)
 
     def add(self, other: Any, alpha: Any = 1) -> Tensor:
@@ -590,6 +668,7 @@ class Tensor:
         return _ops.sub(self, other, alpha=alpha)
 
     def mul(self, other: Any) -> Tensor:
+        """``self * other``, broadcast (PyTorch's ``mul``; :func:`chainrule.mul`)."""
         return _ops.mul(self, other)
 
     def div(self, other: Any, rounding_mode: str | None = None) -> Tensor:

@@ -33,7 +33,9 @@ def gradcheck(
         inputs: a tensor or a sequence of tensors; floating tensors with ``requires_grad`` are
             checked (as float64 copies), everything else is passed through unchanged.
         eps: the finite-difference step.
-        atol, rtol: an element passes when |analytic - numeric| <= atol + rtol * |numeric|.
+        atol: absolute tolerance: an element passes when
+            |analytic - numeric| <= atol + rtol * |numeric|.
+        rtol: relative tolerance (see ``atol``).
         seed: seeds the random direction the output is contracted with.
 
     Returns:

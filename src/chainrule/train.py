@@ -31,6 +31,7 @@ from .io import atomic_write
 from .tensor import Tensor
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+"""The file name of a training checkpoint inside a run directory."""
 _TIMINGS = ("seconds", "samples_per_second")
 
 
@@ -117,7 +118,16 @@ class _Accumulator:
 # --------------------------------------------------------------------------- history
 @dataclass
 class History:
-    """Per-epoch metrics of a run, and how it ended."""
+    """Per-epoch metrics of a run, and how it ended; ``history["val_loss"]`` lists one metric
+    over the epochs that have it.
+
+    Attributes:
+        epochs: one dict of metrics per epoch (``"epoch"``, ``"train_loss"``, ``"val_loss"``, ...).
+        best_epoch: the epoch whose weights early stopping kept, or None.
+        best_value: the watched metric at ``best_epoch``, or None.
+        stopped_early: whether early stopping ended the run.
+        baseline: the watched loss of the initial weights (the divergence check's reference).
+    """
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
@@ -130,6 +140,7 @@ class History:
 
     @property
     def last(self) -> dict[str, float]:
+        """The metrics of the last epoch (an empty dict before the first)."""
         return self.epochs[-1] if self.epochs else {}
 
 

@@ -67,6 +67,7 @@ class DatasetBundle:
 
     @property
     def n_features(self) -> int:
+        """The number of features, d (the product of the axes after the first)."""
         return int(np.prod(self.X_train.shape[1:]))
 
     def dataset(self, part: str = "train") -> TensorDataset:
@@ -103,6 +104,7 @@ class DatasetInfo:
 
     @property
     def shapes(self) -> str:
+        """``"train (n_train, d), test (n_test, d)"``, as ``chainrule datasets`` prints it."""
         return f"train ({self.n_train}, {self.n_features}), test ({self.n_test}, {self.n_features})"
 
 

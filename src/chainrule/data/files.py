@@ -122,8 +122,10 @@ def load_csv(path: Any, target: str | None = None, *, task: str | None = None,
         task: ``"classification"`` or ``"regression"``; default inferred by
             :func:`~chainrule.data.infer_task` (string labels, or integer values with at most
             20 distinct values, mean classification).
-        test_size, val_size: fractions (or counts) of all rows; defaults 0.25 and none.
-        seed: the split seed. stratify: default, stratify classification targets.
+        test_size: fraction (or count) of all rows in the test part; default 0.25.
+        val_size: fraction (or count) of all rows in the validation part; default none.
+        seed: the split seed.
+        stratify: default, stratify classification targets.
         dtype: the features' dtype (default float32).
     """
     if target is None:

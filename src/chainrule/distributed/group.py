@@ -47,6 +47,7 @@ def _watched(what: str, timed: bool) -> Any:
 
 
 def is_initialized() -> bool:
+    """True when :func:`init` started MPI in this process."""
     return _COMM is not None
 
 
@@ -66,6 +67,7 @@ def is_main() -> bool:
 
 
 def barrier() -> None:
+    """Wait until every rank reaches this point (nothing happens without MPI)."""
     if _COMM is not None:
         with _watched("barrier", False):
             _COMM.Barrier()

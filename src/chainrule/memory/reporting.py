@@ -87,6 +87,7 @@ class MemoryReport:
 
 
 DEFAULT_BATCH_SIZES = (32, 128, 512, 2048, 8192)
+"""The batch sizes :func:`report` (and ``chainrule memory``) sweeps when given none."""
 
 
 def _sizes_label(sizes: Sequence[int]) -> str:

@@ -482,7 +482,9 @@ def max_batch_size(model: Any, budget_bytes: int | str, checkpoint_segments: int
         model: as for :func:`estimate`.
         budget_bytes: a byte count, or a string for :func:`parse_bytes` (``"2GiB"``).
         checkpoint_segments: as for :func:`estimate` (None: the model's own setting).
-        dtype, optimizer, zero_grad_first: as for :func:`estimate`.
+        dtype: as for :func:`estimate`.
+        optimizer: as for :func:`estimate`.
+        zero_grad_first: as for :func:`estimate`.
         limit: the largest batch worth having (the number of training rows, say): the answer
             is at most this. None: no cap.
 

@@ -154,6 +154,7 @@ class Identity(_Activation):
         super().__init__()
 
     def forward(self, x: Any) -> Any:
+        """Return ``x`` unchanged: theta(s) = s."""
         return x
 
 
@@ -162,6 +163,7 @@ class Sign(_Activation):
     """theta(s) = sign(s). Forward only: the gradient is zero (see :func:`sign`)."""
 
     def forward(self, x: Any) -> cr.Tensor:
+        """x^(l) = sign(s^(l)) elementwise, in {-1, 0, 1}; no gradient flows through it."""
         return sign(x)
 
 
@@ -170,6 +172,7 @@ class Sigmoid(_Activation):
     """theta(s) = 1 / (1 + e^{-s}). Shape: any -> the same."""
 
     def forward(self, x: Any) -> cr.Tensor:
+        """x^(l) = 1 / (1 + e^{-s^(l)}) elementwise; shape unchanged."""
         return cr.sigmoid(x)
 
 
@@ -178,6 +181,7 @@ class Tanh(_Activation):
     """theta(s) = tanh(s), the lecture's soft threshold. Shape: any -> the same."""
 
     def forward(self, x: Any) -> cr.Tensor:
+        """x^(l) = tanh(s^(l)) elementwise; shape unchanged."""
         return cr.tanh(x)
 
 
@@ -186,6 +190,7 @@ class ReLU(_Activation):
     """theta(s) = max(s, 0). Shape: any -> the same."""
 
     def forward(self, x: Any) -> cr.Tensor:
+        """x^(l) = max(s^(l), 0) elementwise; shape unchanged."""
         return cr.relu(x)
 
 
@@ -202,12 +207,15 @@ class LeakyReLU(_Activation):
         self.negative_slope = _number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x: Any) -> cr.Tensor:
+        """x^(l) = s^(l) where s^(l) > 0, else ``negative_slope`` * s^(l); shape unchanged."""
         return cr.leaky_relu(x, self.negative_slope)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``negative_slope``), JSON-serialisable."""
         return {"negative_slope": self.negative_slope}
 
     def extra_repr(self) -> str:
+        """``negative_slope=...``: the constructor arguments shown inside this layer's ``repr``."""
         return f"negative_slope={self.negative_slope}"
 
 
@@ -224,12 +232,15 @@ class ELU(_Activation):
         self.alpha = _number("ELU", "alpha", alpha)
 
     def forward(self, x: Any) -> cr.Tensor:
+        """x^(l) = s^(l) where s^(l) > 0, else alpha (e^{s^(l)} - 1); shape unchanged."""
         return elu(x, self.alpha)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``alpha``), JSON-serialisable."""
         return {"alpha": self.alpha}
 
     def extra_repr(self) -> str:
+        """``alpha=...``: the constructor arguments shown inside this layer's ``repr``."""
         return f"alpha={self.alpha}"
 
 
@@ -250,12 +261,17 @@ class Softplus(_Activation):
             raise InvalidValueError("Softplus: beta must be non-zero")
 
     def forward(self, x: Any) -> cr.Tensor:
+        """x^(l) = log(1 + e^{beta s^(l)}) / beta (s^(l) where beta s^(l) > threshold)."""
         return softplus(x, self.beta, self.threshold)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``beta``, ``threshold``), JSON-serialisable.
+        """
         return {"beta": self.beta, "threshold": self.threshold}
 
     def extra_repr(self) -> str:
+        """``beta=..., threshold=...``: the constructor arguments shown inside this layer's ``repr``.
+        """
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
@@ -275,12 +291,15 @@ class GELU(_Activation):
         self.approximate = approximate
 
     def forward(self, x: Any) -> cr.Tensor:
+        """x^(l) = s^(l) Phi(s^(l)) elementwise (tanh approximation if asked); shape unchanged."""
         return gelu(x, self.approximate)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``approximate``), JSON-serialisable."""
         return {"approximate": self.approximate}
 
     def extra_repr(self) -> str:
+        """``approximate=...``: the constructor arguments shown inside this layer's ``repr``."""
         return f"approximate={self.approximate!r}"
 
 
@@ -289,6 +308,7 @@ class SiLU(_Activation):
     """theta(s) = s sigmoid(s). Shape: any -> the same."""
 
     def forward(self, x: Any) -> cr.Tensor:
+        """x^(l) = s^(l) sigmoid(s^(l)) elementwise; shape unchanged."""
         return silu(x)
 
 
@@ -315,6 +335,7 @@ class Softmax(_AlongDim):
     """
 
     def forward(self, x: Any) -> cr.Tensor:
+        """p_k = e^{s_k} / sum_j e^{s_j} along ``dim``; shape unchanged."""
         return cr.softmax(x, axis=self.dim)
 
 
@@ -327,6 +348,7 @@ class LogSoftmax(_AlongDim):
     """
 
     def forward(self, x: Any) -> cr.Tensor:
+        """log p_k = s_k - log sum_j e^{s_j} along ``dim``; shape unchanged."""
         return cr.log_softmax(x, axis=self.dim)
 
 

@@ -51,6 +51,7 @@ class Sequential(Module):
         return self
 
     def forward(self, x: Any) -> Any:
+        """Apply the modules in order: ``c(b(a(x)))`` for ``Sequential(a, b, c)``."""
         for m in self._modules.values():
             x = m(x)
         return x
@@ -76,9 +77,13 @@ class Sequential(Module):
         return mods[i]
 
     def config(self) -> dict[str, Any]:
+        """An empty dict: a Sequential is rebuilt from its children (see :meth:`spec`)."""
         return {}
 
     def spec(self) -> dict[str, Any]:
+        """``{"type": "Sequential", "config": {}, "children": [...]}``, each child's spec in
+        order; :func:`chainrule.nn.build` turns it back into a module.
+        """
         out = super().spec()
         out["children"] = [m.spec() for m in self._modules.values()]
         return out
@@ -240,6 +245,12 @@ class MLP(Sequential):
         self._flatten_parameters()
 
     def forward(self, x: Any) -> Any:
+        """h = x^(L) for a batch ``x`` of shape (*, sizes[0]); returns (*, sizes[-1]).
+
+        One fused graph node when the layers allow it, checkpointed segments when
+        ``checkpoint_segments > 1`` in training, else the layers one by one (the numbers are the
+        same; see the class docstring).
+        """
         k = self.checkpoint_segments
         if k is not None and k > 1 and self.training and cr.is_grad_enabled():
             from chainrule.checkpoint import checkpoint_sequential
@@ -300,6 +311,9 @@ class MLP(Sequential):
         flatten_parameters(list(self.parameters()))
 
     def to(self, device: str | None = None, dtype: Any = None) -> MLP:
+        """Move and/or cast the parameters (as :meth:`Module.to`), then lay them out again as
+        views of one array. Returns self.
+        """
         super().to(device=device, dtype=dtype)
         self._flatten_parameters()
         return self
@@ -316,6 +330,10 @@ class MLP(Sequential):
                     _init_layer(m, mods[i + 1] if i + 1 < len(mods) else None, gen)
 
     def config(self) -> dict[str, Any]:
+        """The constructor's arguments (``sizes``, ``activation``, ``output_activation``,
+        ``bias``, ``dropout``, ``dtype``, ``init`` and, when set, ``checkpoint_segments``): an MLP is
+        rebuilt from these alone.
+        """
         cfg = {"sizes": list(self.sizes), "activation": self.activation,
                "output_activation": self.output_activation, "bias": self.bias,
                "dropout": self.dropout, "dtype": str(self.linears[0].weight.dtype),
@@ -325,6 +343,9 @@ class MLP(Sequential):
         return cfg
 
     def spec(self) -> dict[str, Any]:
+        """``{"type": "MLP", "config": ...}`` without children: :func:`chainrule.nn.build`
+        rebuilds the whole network from the config.
+        """
         return Module.spec(self)
 
     @property

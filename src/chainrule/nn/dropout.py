@@ -56,12 +56,17 @@ class Dropout(Module):
         self.generator = generator
 
     def forward(self, x: Any) -> cr.Tensor:
+        """``x`` with elements zeroed with probability ``p`` and the rest scaled by
+        1 / (1 - p) in training mode; ``x`` itself in evaluation mode.
+        """
         return dropout(x, self.p, self.training, self.generator)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``p``), JSON-serialisable."""
         return {"p": self.p}
 
     def extra_repr(self) -> str:
+        """``p=...``: the constructor arguments shown inside this layer's ``repr``."""
         return f"p={self.p}"
 
 

@@ -92,13 +92,18 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound, generator=gen)
 
     def forward(self, x: Any) -> cr.Tensor:
+        """s = x W^T + b for ``x`` of shape (*, in_features); returns (*, out_features)."""
         return cr.linear(x, self.weight, self.bias)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``in_features``, ``out_features``, ``bias``, ``dtype``), JSON-serialisable.
+        """
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "bias": self.bias is not None, "dtype": str(self.weight.dtype)}
 
     def extra_repr(self) -> str:
+        """``in_features=..., out_features=..., bias=...``: the constructor arguments shown inside this layer's ``repr``.
+        """
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
 
@@ -125,12 +130,17 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, x: Any) -> cr.Tensor:
+        """``x`` with axes ``start_dim`` .. ``end_dim`` merged into one."""
         return cr.flatten(x, self.start_dim, self.end_dim)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``start_dim``, ``end_dim``), JSON-serialisable.
+        """
         return {"start_dim": self.start_dim, "end_dim": self.end_dim}
 
     def extra_repr(self) -> str:
+        """``start_dim=..., end_dim=...``: the constructor arguments shown inside this layer's ``repr``.
+        """
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 

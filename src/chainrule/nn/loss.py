@@ -461,6 +461,7 @@ class MSELoss(_Loss):
     """
 
     def forward(self, input: Any, target: Any) -> cr.Tensor:
+        """The mean (or sum, or elementwise) of (input - target)^2; see :func:`mse_loss`."""
         return mse_loss(input, target, self.reduction)
 
 
@@ -477,6 +478,7 @@ class HingeLoss(_Loss):
     """
 
     def forward(self, input: Any, target: Any) -> cr.Tensor:
+        """max(0, 1 - y h) reduced as ``reduction`` says; see :func:`hinge_loss`."""
         return hinge_loss(input, target, self.reduction)
 
 
@@ -501,6 +503,7 @@ class CrossEntropyLoss(_Loss):
         self.label_smoothing = _smoothing("CrossEntropyLoss", label_smoothing)
 
     def forward(self, input: Any, target: Any) -> cr.Tensor:
+        """Cross-entropy of ``target`` given the logits ``input``; see :func:`cross_entropy`."""
         return cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
                              self.label_smoothing)
 
@@ -521,6 +524,7 @@ class NLLLoss(_Loss):
         self.ignore_index = _check_index("NLLLoss", ignore_index)
 
     def forward(self, input: Any, target: Any) -> cr.Tensor:
+        """-log p of the target classes given log-probabilities; see :func:`nll_loss`."""
         return nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
@@ -540,6 +544,9 @@ class BCEWithLogitsLoss(_Loss):
         self.register_buffer("pos_weight", _weight_buffer(pos_weight))
 
     def forward(self, input: Any, target: Any) -> cr.Tensor:
+        """Binary cross-entropy of ``target`` given logits; see
+        :func:`binary_cross_entropy_with_logits`.
+        """
         return binary_cross_entropy_with_logits(input, target, self.weight, self.reduction,
                                                 self.pos_weight)
 
@@ -558,6 +565,9 @@ class BCELoss(_Loss):
         self.register_buffer("weight", _weight_buffer(weight))
 
     def forward(self, input: Any, target: Any) -> cr.Tensor:
+        """Binary cross-entropy of ``target`` given probabilities; see
+        :func:`binary_cross_entropy`.
+        """
         return binary_cross_entropy(input, target, self.weight, self.reduction)
 
 

@@ -248,6 +248,11 @@ class Module:
 
     # ------------------------------------------------------------------ forward
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation of this module; subclasses define it and callers use ``module(x)``.
+
+        Raises:
+            NotImplementedError: on the base class.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -283,6 +288,9 @@ class Module:
                 yield (f"{mod_name}.{name}" if mod_name else name), b
 
     def buffers(self, recurse: bool = True) -> Iterator[cr.Tensor]:
+        """The buffers (state that is saved but not learned, e.g. ``Standardize.mean``), in the
+        order of :meth:`named_buffers`.
+        """
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -295,6 +303,7 @@ class Module:
                 yield name, m
 
     def children(self) -> Iterator[Module]:
+        """The direct submodules, in registration order."""
         for _, m in self.named_children():
             yield m
 
@@ -314,6 +323,7 @@ class Module:
             stack.extend(reversed(subs))
 
     def modules(self) -> Iterator[Module]:
+        """This module and every submodule, depth first, each once (see :meth:`named_modules`)."""
         for _, m in self.named_modules():
             yield m
 

@@ -79,14 +79,21 @@ class Standardize(Module):
         return self
 
     def forward(self, x: Any) -> cr.Tensor:
+        """(x - mean) / scale per column, computed in float64 and cast to ``dtype``;
+        (N, d) -> (N, d).
+        """
         t = _input("Standardize", x, self.num_features)
         out = (t.astype("float64") - self.mean.astype("float64")) / self.scale.astype("float64")
         return out.astype(self.dtype)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``num_features``, ``dtype``), JSON-serialisable.
+        """
         return {"num_features": self.num_features, "dtype": str(self.dtype)}
 
     def extra_repr(self) -> str:
+        """``num_features=..., dtype=...``: the constructor arguments shown inside this layer's ``repr``.
+        """
         return f"num_features={self.num_features}, dtype={self.dtype}"
 
 
@@ -120,6 +127,9 @@ class Impute(Module):
         return self
 
     def forward(self, x: Any) -> cr.Tensor:
+        """``x`` with each NaN replaced by its column's fill value, cast to ``dtype``;
+        (N, d) -> (N, d).
+        """
         t = _input("Impute", x, self.num_features).astype("float64")
         missing = cr.get_xp(t.data).isnan(t.data)
         if not missing.any():
@@ -128,9 +138,12 @@ class Impute(Module):
         return cr.where(missing, fill, t).astype(self.dtype)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``num_features``, ``dtype``), JSON-serialisable.
+        """
         return {"num_features": self.num_features, "dtype": str(self.dtype)}
 
     def extra_repr(self) -> str:
+        """``num_features=...``: the constructor arguments shown inside this layer's ``repr``."""
         return f"num_features={self.num_features}"
 
 
@@ -170,9 +183,15 @@ class OneHot(Module):
 
     @property
     def out_features(self) -> int:
+        """The output width: d - len(columns) + sum(categories)."""
         return self.num_features - len(self.columns) + sum(self.categories)
 
     def forward(self, x: Any) -> cr.Tensor:
+        """Each categorical column replaced in place by its k indicator columns.
+
+        Raises:
+            InvalidValueError: a value of a categorical column is not a code in 0..k-1.
+        """
         t = _input("OneHot", x, self.num_features).astype("float64")
         xp = cr.get_xp(t.data)
         pieces: list[cr.Tensor] = []
@@ -194,10 +213,14 @@ class OneHot(Module):
         return cr.concat(pieces, axis=1).astype(self.dtype)
 
     def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this layer (``num_features``, ``columns``, ``categories``, ``dtype``), JSON-serialisable.
+        """
         return {"num_features": self.num_features, "columns": list(self.columns),
                 "categories": list(self.categories), "dtype": str(self.dtype)}
 
     def extra_repr(self) -> str:
+        """``num_features=..., columns=...``: the constructor arguments shown inside this layer's ``repr``.
+        """
         return f"num_features={self.num_features}, columns={self.columns}"
 
 

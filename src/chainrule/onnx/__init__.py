@@ -82,7 +82,8 @@ def export(model: Any, path: str | os.PathLike[str] | None = None, input: Any = 
             ``"sign"`` (one output, class 1 where it is >= 0) or ``"logit"`` (one output, class 1
             where it is > 0, the default for one output).
         metadata: more ``metadata_props`` (string keys and values).
-        input_name, output_name: the names of the graph's input and (first) output.
+        input_name: the name of the graph's input.
+        output_name: the name of the graph's (first) output.
 
     Raises:
         InvalidValueError: a module that cannot be exported (named by its path in the model),

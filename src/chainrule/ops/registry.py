@@ -62,6 +62,7 @@ class Primitive:
 
 
 REGISTRY: dict[str, Primitive] = {}
+"""Every registered primitive by name; ``tests/test_ops.py`` gradient-checks each one."""
 
 
 def primitive(

@@ -44,7 +44,8 @@ class LRScheduler:
             and needs ``"initial_lr"`` in every group (restore the optimizer's state first).
 
     Attributes:
-        base_lrs: each group's ``initial_lr``. last_epoch: the current epoch index.
+        base_lrs: each group's ``initial_lr``.
+        last_epoch: the current epoch index.
     """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
@@ -132,8 +133,10 @@ class StepLR(LRScheduler):
     .. math:: \eta_t = \eta_0 \, \gamma^{\lfloor t / \text{step\_size} \rfloor}
 
     Args:
-        optimizer: the optimizer. step_size: period of the decay (>= 1).
-        gamma: multiplicative factor (> 0). Default: 0.1. last_epoch: see :class:`LRScheduler`.
+        optimizer: the optimizer.
+        step_size: period of the decay (>= 1).
+        gamma: multiplicative factor (> 0). Default: 0.1.
+        last_epoch: see :class:`LRScheduler`.
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
@@ -143,6 +146,9 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        """The rates for the new epoch: multiplied by ``gamma`` when it is a multiple of
+        ``step_size``, else unchanged.
+        """
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._group_lrs()
         return [lr * self.gamma for lr in self._group_lrs()]
@@ -157,7 +163,8 @@ class ExponentialLR(LRScheduler):
     .. math:: \eta_t = \eta_0 \, \gamma^{t}
 
     Args:
-        optimizer: the optimizer. gamma: multiplicative factor (> 0).
+        optimizer: the optimizer.
+        gamma: multiplicative factor (> 0).
         last_epoch: see :class:`LRScheduler`.
     """
 
@@ -166,6 +173,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        """The rates for the new epoch: the previous ones times ``gamma``."""
         if self._is_initial:
             return self._group_lrs()
         return [lr * self.gamma for lr in self._group_lrs()]
@@ -185,8 +193,10 @@ class CosineAnnealingLR(LRScheduler):
     PyTorch. Computed recursively (chainable), like PyTorch's.
 
     Args:
-        optimizer: the optimizer. T_max: half-period in epochs (>= 1).
-        eta_min: the lowest rate (>= 0). Default: 0. last_epoch: see :class:`LRScheduler`.
+        optimizer: the optimizer.
+        T_max: half-period in epochs (>= 1).
+        eta_min: the lowest rate (>= 0). Default: 0.
+        last_epoch: see :class:`LRScheduler`.
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,  # noqa: N803
@@ -196,6 +206,7 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        """The rates for the new epoch, one recursive step along the cosine (see the class)."""
         t, T, eta_min = self.last_epoch, self.T_max, self.eta_min
         if self._is_initial:
             return self._group_lrs()
@@ -236,6 +247,7 @@ class LinearLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        """The rates for the new epoch, one recursive step of the linear factor (see the class)."""
         t, T, fs, fe = self.last_epoch, self.total_iters, self.start_factor, self.end_factor
         if t == 0:
             return [lr * fs for lr in self._group_lrs()]
@@ -284,6 +296,7 @@ class SequentialLR(LRScheduler):
         self._last_lr = first.get_last_lr()
 
     def step(self) -> None:
+        """Advance one epoch in the schedule whose turn it is (restarting it at a milestone)."""
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
@@ -294,12 +307,18 @@ class SequentialLR(LRScheduler):
         self._last_lr = scheduler.get_last_lr()
 
     def state_dict(self) -> dict[str, Any]:
+        """This scheduler's attributes (not the optimizer) with each child's state_dict."""
         state = {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()
                  if k not in ("optimizer", "_schedulers")}
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`, the children's states included.
+
+        Raises:
+            InvalidValueError: the state has a different number of schedulers.
+        """
         children = state_dict["_schedulers"]
         if len(children) != len(self._schedulers):
             raise InvalidValueError(
@@ -356,6 +375,7 @@ class ChainedScheduler(LRScheduler):
         self._last_lr = self._group_lrs()
 
     def step(self) -> None:
+        """Step every scheduler once, in order, so their factors multiply."""
         for s in self._schedulers:
             s.step()
         self._last_lr = self._group_lrs()
@@ -389,9 +409,12 @@ class ReduceLROnPlateau(LRScheduler):
     ``eps``), and the next ``cooldown`` epochs do not count as bad.
 
     Args:
-        optimizer: the optimizer. mode: ``"min"`` or ``"max"``. Default: ``"min"``.
-        factor: in [0, 1). Default: 0.1. patience: epochs (>= 0). Default: 10.
-        threshold: >= 0. Default: 1e-4. threshold_mode: ``"rel"`` or ``"abs"``. Default: ``"rel"``.
+        optimizer: the optimizer.
+        mode: ``"min"`` or ``"max"``. Default: ``"min"``.
+        factor: in [0, 1). Default: 0.1.
+        patience: epochs (>= 0). Default: 10.
+        threshold: >= 0. Default: 1e-4.
+        threshold_mode: ``"rel"`` or ``"abs"``. Default: ``"rel"``.
         cooldown: epochs (>= 0). Default: 0.
         min_lr: a lower bound, one for all groups or a list with one per group. Default: 0.
         eps: the smallest change of rate applied. Default: 1e-8.
@@ -469,6 +492,7 @@ class ReduceLROnPlateau(LRScheduler):
 
     @property
     def in_cooldown(self) -> bool:
+        """True during the ``cooldown`` epochs after a reduction."""
         return self.cooldown_counter > 0
 
     def _is_better(self, a: float, best: float) -> bool:

@@ -42,9 +42,13 @@ from typing import Any
 from ..backend import get_xp
 
 ACTIVATIONS = ("identity", "sign", "sigmoid", "tanh", "relu", "leaky_relu")
-#: the leaky ReLU's slope for s <= 0: ``nn.LeakyReLU``'s default, so a saved MLP explains as it ran
+"""The names of theta that :func:`theta` and :func:`theta_prime` know."""
 LEAKY_SLOPE = 0.01
+"""The leaky ReLU's slope for s <= 0: ``nn.LeakyReLU``'s default, so a saved MLP explains as it
+ran."""
 LOSSES = ("square", "cross-entropy")
+"""The losses :func:`forward` and :func:`backward` know: the square loss (theta on the last layer
+too) and softmax cross-entropy (the last layer gives logits)."""
 
 
 def theta(name: str, s: Any) -> Any:
@@ -100,6 +104,7 @@ class Trace:
 
     @property
     def L(self) -> int:
+        """The number of layers L (``W[0]`` is the unused ``None`` of the 1-based lists)."""
         return len(self.W) - 1
 
     @property
