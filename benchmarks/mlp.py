@@ -4,7 +4,9 @@ Each workload (an MLP, float32, softmax cross-entropy, plain SGD with lr 0.01) i
 every peer that is installed, and the harness reports samples per second (steps/s x batch):
 
     chainrule   nn.MLP + optim.SGD + nn.functional.cross_entropy, the public API
+    chainrule-compiled  the same step under cr.compile (traced once, then replayed)
     pytorch     the same network in torch (optional: skipped, and said so, when absent)
+    jax         the same step under jax.jit, buffers donated (optional, like torch)
     sklearn     MLPClassifier(solver="sgd", momentum=0, alpha=0).partial_fit over fixed batches
     numpy       a hand-written float32 NumPy MLP (np.dot, fused softmax-CE gradient, in-place SGD)
     floor       the matrix products alone (np.dot into preallocated buffers): an upper bound
@@ -348,6 +350,29 @@ def ratios(summary: dict[str, dict[str, Any]], subject: str = "chainrule"
     return out
 
 
+COMPILED = "chainrule-compiled"
+FRAMEWORKS = ("numpy", "pytorch", "jax")  # the peers a compiled step is held against
+
+
+def vs_fastest(summary: dict[str, dict[str, Any]], subject: str
+               ) -> dict[str, dict[str, Any]]:
+    """Per workload: the fastest of the hand-written NumPy MLP, PyTorch and JAX (medians), and
+    ``subject``'s median divided by it; plus ``subject`` / the matrix-products floor."""
+    out: dict[str, dict[str, Any]] = {}
+    for wname, row in summary.items():
+        s = row.get(subject, {}).get("median")
+        peers = {p: row[p]["median"] for p in FRAMEWORKS if row.get(p, {}).get("median")}
+        entry: dict[str, Any] = {}
+        if s and peers:
+            best = max(peers, key=peers.get)
+            entry.update(fastest=best, ratio=s / peers[best])
+        floor = row.get("floor", {}).get("median")
+        if s and floor:
+            entry["vs_floor"] = s / floor
+        out[wname] = entry
+    return out
+
+
 def _blas_line(pools: list[dict[str, Any]] | None) -> str:
     if pools is None:
         return "unknown (threadpoolctl not installed)"
@@ -411,6 +436,21 @@ def markdown(report: dict[str, Any]) -> str:
             cells = [f"{_fmt(v['median'])} ({_fmt(v['min'])}-{_fmt(v['max'])})"
                      if (v := row.get(p)) and v.get("median") is not None else "-" for p in ran]
             lines.append(f"| {WORKLOADS[wname].label} | " + " | ".join(cells) + " |")
+    comp = [p for p in ran if p != COMPILED]
+    if COMPILED in ran and comp:
+        fastest = report.get("compiled_vs_fastest_peer") or {}
+        lines += ["", f"{COMPILED}'s median divided by each peer's (above 1: the compiled step "
+                  "is faster); the last columns: against the fastest of "
+                  f"{', '.join(FRAMEWORKS)} that ran, and against the matrix products alone:",
+                  "", "| workload | " + " | ".join(f"vs {p}" for p in comp)
+                  + " | vs fastest | vs floor |", "|---|" + "---:|" * (len(comp) + 2)]
+        for wname, r in report["ratios_compiled"].items():
+            f = fastest.get(wname, {})
+            best = f"{f['ratio']:.2f} ({f['fastest']})" if "ratio" in f else "-"
+            fl = f"{f['vs_floor']:.2f}" if "vs_floor" in f else "-"
+            lines.append(f"| {WORKLOADS[wname].label} | "
+                         + " | ".join(f"{r[p]:.2f}" if p in r else "-" for p in comp)
+                         + f" | {best} | {fl} |")
     others = [p for p in ran if p != "chainrule"]
     if "chainrule" in ran and others:
         lines += ["", "chainrule's median divided by each peer's (above 1: chainrule is faster):",
@@ -554,6 +594,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     report["runs"] = runs
     report["summary"] = summarize(runs, workloads, active)
     report["ratios"] = ratios(report["summary"])
+    report["ratios_compiled"] = ratios(report["summary"], COMPILED)
+    report["compiled_vs_fastest_peer"] = vs_fastest(report["summary"], COMPILED)
     report["summary_per_cpu_s"] = summarize(runs, workloads, active, "samples_per_cpu_s")
     report["summary_minor_faults_per_step"] = summarize(
         [r for r in runs if r.get("minor_faults_per_step") is not None], workloads, active,

@@ -34,6 +34,7 @@ from .testing import gradcheck
 # depend on the engine only), so ``cr.checkpoint`` and ``cr.explain`` are always the functions.
 from .checkpoint import checkpoint, checkpoint_sequential  # noqa: E402
 from .explain import explain  # noqa: E402
+from .compile import compile  # noqa: E402,A004  (the function; the package is chainrule.compile)
 
 __version__ = "0.1.0"
 
@@ -66,5 +67,5 @@ __all__ = [
     "reshape", "sigmoid", "sign", "softmax", "sqrt", "squeeze", "stack", "std", "sub", "sum",
     "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
     "nn", "optim", "save", "load", "load_state", "checkpoint", "checkpoint_sequential",
-    "explain",
+    "explain", "compile",
 ]

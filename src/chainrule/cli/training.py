@@ -70,6 +70,9 @@ def train(
                                      "run as `mpiexec -n N chainrule train --distributed ...`; "
                                      "--batch-size is the global batch (divisible by N)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final result."),
+    compile: bool = typer.Option(True, "--compile/--no-compile", help="Replay the training "
+                                 "step with cr.compile (the same numbers, faster); "
+                                 "--no-compile runs it eagerly."),
 ) -> None:
     """Train an MLP on a data set; with no options, digits in a few seconds."""
     import json
@@ -135,7 +138,7 @@ def train(
     keep_freed_memory()
     summary = train_run(cfg, run_dir, resume=resume is not None, overwrite=overwrite,
                         progress="none" if quiet else "auto", memory_budget=budget,
-                        data=prepared,
+                        data=prepared, compile=compile,
                         distributed=distributed, echo=lambda line: typer.echo(line, err=True))
     if "rank" in summary:       # a data-parallel rank other than 0: rank 0 reports
         return

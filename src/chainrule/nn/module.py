@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import chainrule as cr
+from chainrule.compile import _hooks
 from chainrule.errors import DTypeError, InvalidValueError, ShapeError
 
 LAYERS: dict[str, type] = {}
@@ -251,6 +252,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _hooks.TRACER is not None:  # cr.compile is tracing: ``training`` is a guard
+            _hooks.TRACER.module_called(self)
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------ traversal
@@ -339,6 +342,8 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters (to None, or to zeros in place)."""
+        if _hooks.TRACER is not None:  # cr.compile is tracing: record the reset
+            _hooks.TRACER.zero_grad(list(self.parameters()), set_to_none, "module")
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
