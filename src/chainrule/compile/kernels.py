@@ -131,7 +131,7 @@ class MLPKernel:
             return None
         arrays = [tr.slots[r.slot].array for r in op.ins]
         x = arrays[0]
-        if not all(_np_array(a) for a in arrays) or x.ndim != 2 or x.dtype not in _FLOATS:
+        if not all(b.is_array(a) for a in arrays) or x.ndim != 2 or x.dtype not in _FLOATS:
             return None
         if any(a.dtype != x.dtype for a in arrays):
             return None
@@ -150,7 +150,7 @@ class MLPKernel:
         if vi is not None:
             vop = tr.ops[vi]
             g = tr.slots[vop.g.slot].array
-            if not _np_array(g) or g.ndim != 2 or g.dtype != x.dtype:
+            if not b.is_array(g) or g.ndim != 2 or g.dtype != x.dtype:
                 return None
             if not vop.final:
                 return None  # (retain_graph: the generic VJP keeps the saved arrays right)
@@ -192,7 +192,7 @@ class MLPKernel:
                     s = "_s_out"
                     cg.emit(f"{s} = _t.T")
                 else:
-                    buf = np.empty((d_out, n), dt)
+                    buf = b.xp.empty((d_out, n), dt)
                     tb = cg.name(buf, "B")
                     s = cg.name(buf.T, "BT")
                     cg.emit(f"_dot({w}, {aT}, {tb})")
@@ -201,7 +201,7 @@ class MLPKernel:
                     s = "_s_out"
                     cg.emit(f"{s} = _dot({a}, {wT})")
                 else:
-                    buf = np.empty((n, d_out), dt)
+                    buf = b.xp.empty((n, d_out), dt)
                     s = cg.name(buf, "B")
                     cg.emit(f"_dot({a}, {wT}, {s})")
             if self.has_bias:
@@ -217,7 +217,7 @@ class MLPKernel:
     def _T(self, b: Any, name: str) -> str:
         """The transposed view of ``name`` (made once for a buffer or constant)."""
         obj = b.cg.ns.get(name)
-        if obj is not None and type(obj) is np.ndarray:
+        if obj is not None and b.is_array(obj):
             return b.cg.name(obj.T, "VT")
         return f"{name}.T"
 
@@ -231,8 +231,8 @@ class MLPKernel:
             cg.emit(f"_tanh({s}, {s})")
             return s
         if type(act) is tuple:  # leaky: where(s > 0, s, s * a)
-            m = cg.name(np.empty(shape, np.bool_), "BM")
-            out = "_s_out2" if fresh else cg.name(np.empty(shape, dt), "B")
+            m = cg.name(b.xp.empty(shape, np.bool_), "BM")
+            out = "_s_out2" if fresh else cg.name(b.xp.empty(shape, dt), "B")
             cg.emit(f"_greater({s}, 0, {m})")
             if fresh:
                 cg.emit(f"{out} = _multiply({s}, {cg.literal(act[1])})")
@@ -241,9 +241,9 @@ class MLPKernel:
             cg.emit(f"_copyto({out}, {s}, where={m})")
             return out
         if act == "sigmoid":
-            e = cg.name(np.empty(shape, dt), "B")
-            m = cg.name(np.empty(shape, np.bool_), "BM")
-            out = "_s_out2" if fresh else cg.name(np.empty(shape, dt), "B")
+            e = cg.name(b.xp.empty(shape, dt), "B")
+            m = cg.name(b.xp.empty(shape, np.bool_), "BM")
+            out = "_s_out2" if fresh else cg.name(b.xp.empty(shape, dt), "B")
             cg.emit(f"_abs({s}, {e})")
             cg.emit(f"_negative({e}, {e})")
             cg.emit(f"_exp({e}, {e})")
@@ -265,7 +265,7 @@ class MLPKernel:
         delta = b.var(op.g.slot)
         owned = False      # as in MLP.vjp: whether delta is this VJP's own array
         is_buffer = False  # whether delta is one of this kernel's buffers
-        ones = cg.name(cached_constant(np, "ones", 0, n, dt), "ONE")
+        ones = cg.name(cached_constant(b.xp, "ones", 0, n, dt), "ONE")
         for l in range(self.L - 1, -1, -1):
             act = self.acts[l]
             d_l = self.shapes[l * step + 1][0]
@@ -288,7 +288,7 @@ class MLPKernel:
             if not self.wanted_below[l]:
                 break
             d_in = self.shapes[w_idx][1]
-            nxt = cg.name(np.empty((n, d_in), dt), "B")
+            nxt = cg.name(b.xp.empty((n, d_in), dt), "B")
             cg.emit(f"_dot({delta}, {b.var(self.ins[w_idx].slot)}, {nxt})")
             delta = nxt
             owned = is_buffer = True
@@ -307,7 +307,7 @@ class MLPKernel:
         if name is not None:
             b.honoured.add(slot)
             return name
-        return b.cg.name(np.empty(shape, self.dtype), "G")
+        return b.cg.name(b.xp.empty(shape, self.dtype), "G")
 
     def _derivative(self, b: Any, delta: str, y: str, act: Any, owned: bool,
                     shape: tuple[int, int]) -> str:
@@ -315,30 +315,30 @@ class MLPKernel:
         cg, dt = b.cg, self.dtype
         if act == "relu":
             if owned:
-                m = cg.name(np.empty(shape, np.bool_), "BM")
+                m = cg.name(b.xp.empty(shape, np.bool_), "BM")
                 cg.emit(f"_greater({y}, 0, {m})")
                 cg.emit(f"_multiply({delta}, {m}, {delta})")
                 return delta
-            d = cg.name(np.empty(shape, dt), "B")
+            d = cg.name(b.xp.empty(shape, dt), "B")
             cg.emit(f"_greater({y}, 0, {d})")
             cg.emit(f"_multiply({d}, {delta}, {d})")
             return d
         if act == "tanh":
-            d = cg.name(np.empty(shape, dt), "B")
+            d = cg.name(b.xp.empty(shape, dt), "B")
             cg.emit(f"_square({y}, {d})")
             cg.emit(f"_subtract(1, {d}, {d})")
             cg.emit(f"_multiply({d}, {delta}, {d})")
             return d
         if act == "sigmoid":  # delta * y * (1 - y)
-            d = cg.name(np.empty(shape, dt), "B")
-            t = cg.name(np.empty(shape, dt), "B")
+            d = cg.name(b.xp.empty(shape, dt), "B")
+            t = cg.name(b.xp.empty(shape, dt), "B")
             cg.emit(f"_multiply({delta}, {y}, {d})")
             cg.emit(f"_subtract(1, {y}, {t})")
             cg.emit(f"_multiply({d}, {t}, {d})")
             return d
         if type(act) is tuple:  # where(y > 0, delta, delta * a)
-            m = cg.name(np.empty(shape, np.bool_), "BM")
-            d = cg.name(np.empty(shape, dt), "B")
+            m = cg.name(b.xp.empty(shape, np.bool_), "BM")
+            d = cg.name(b.xp.empty(shape, dt), "B")
             cg.emit(f"_greater({y}, 0, {m})")
             cg.emit(f"_multiply({delta}, {cg.literal(act[1])}, {d})")
             cg.emit(f"_copyto({d}, {delta}, where={m})")

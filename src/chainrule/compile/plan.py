@@ -144,6 +144,14 @@ class Builder:
         self.claimed: dict[int, Any] = {}  # op index -> kernel that emits it
         self.alias: dict[int, str] = {}    # slot -> the (buffer's) name a kernel gave it
         self.info: dict[str, Any] = {"kernels": []}
+        self.xp = self._xp()
+        self.dest: dict[int, str] = {}   # slot -> name of the array its producer writes into
+        self.honoured: set[int] = set()  # slots whose producer did
+        self.uses: dict[int, list[int]] = {}
+
+    def is_array(self, a: Any) -> bool:
+        """Whether ``a`` is an array of this plan's backend."""
+        return type(a) is np.ndarray if self.xp is np else type(a) is self.xp.ndarray
 
     # ------------------------------------------------------------------ names
     def var(self, slot: int) -> str:
@@ -195,7 +203,16 @@ class Builder:
         self.info["snapshot_rng"] = any(op.kind == "rand" for op in tr.ops) and any(
             op.kind == "pyfunc" for op in tr.ops)
         self._guards()
-        if self.options.get("kernels", True):
+        if tr.device == "cuda" and self.options.get("cuda_graph", "auto"):
+            from . import cuda
+
+            plan = cuda.build(self)
+            if plan is not None:
+                return plan
+            # not capturable: the plain replay (every op through its eager function)
+            options = dict(self.options, cuda_graph=False)
+            return Builder(tr, self.result, self.cg.n_args, self.arg_is_tensor, options).build()
+        if self.options.get("kernels", True) and tr.device == "cpu":
             from . import kernels
 
             cg.ns.update(kernels.namespace())
