@@ -19,6 +19,20 @@ from chainrule.compile.api import CompiledStep, CompileWarning
 
 F = cr.nn.functional
 
+
+@pytest.fixture(autouse=True, params=["fused", "numpy"])
+def kernel_loops(request, monkeypatch):
+    """Every test twice: with compile.fused's Numba loops (when Numba is installed) and with
+    the kernels' NumPy calls alone."""
+    from chainrule.compile import fused
+
+    if request.param == "numpy":
+        monkeypatch.setattr(fused, "AVAILABLE", False)
+    elif not fused.AVAILABLE:
+        pytest.skip("Numba is not installed")
+    return request.param
+
+
 STEPS = 7  # the trace, then replays; a batch of another size on the way (a second plan)
 
 

@@ -276,6 +276,13 @@ class Trainer:
                 acc.add(value, output.data, y.data)
                 if bar is not None:
                     bar(n, value)
+        if step is not None:  # (a CUDA graph's device flags: read once per epoch)
+            try:
+                step.check()
+            except FloatingPointError as exc:
+                raise TrainingDivergedError(f"epoch {self.epoch + 1}: {exc}: lower the learning "
+                                            "rate, standardise the inputs, or clip gradients"
+                                            ) from None
         if self.reduce_sums is not None:
             acc.set_totals(self.reduce_sums(acc.totals()))
         return acc.metrics("train_")

@@ -169,6 +169,14 @@ class CompiledStep:
                 return p
         return None
 
+    def check(self) -> None:
+        """Read the device flags of CUDA-graph plans (a synchronisation): raise for a label out
+        of range or a non-finite loss that a replay met since the last check (the CPU plans
+        check at every replay: nothing to do)."""
+        for p in self.plans.values():
+            if p is not _EAGER and hasattr(p, "check"):
+                p.check()
+
     def clear(self) -> None:
         """Forget every plan (the next call traces again)."""
         self.plans.clear()
@@ -214,8 +222,8 @@ def _device_id(a: Any) -> Any:
 
 
 def compile(fn: Callable[..., Any] | None = None, *, cache_size: int = 8, warn: bool = True,
-            kernels: bool = True, cuda_graph: bool | str = "auto", strict: bool = False,
-            enabled: bool = True) -> Any:
+            kernels: bool = True, fused: bool = True, cuda_graph: bool | str = "auto",
+            strict: bool = False, enabled: bool = True) -> Any:
     """Compile a training step: trace it at its first call (per signature), replay it after.
 
     Args:
@@ -227,6 +235,8 @@ def compile(fn: Callable[..., Any] | None = None, *, cache_size: int = 8, warn: 
         warn: warn (:class:`CompileWarning`, one line) when a step runs eagerly.
         kernels: use the buffered kernels for the fused network, the losses and the
             optimizers (False: every op calls its eager function; for testing).
+        fused: let those kernels use the loops of :mod:`chainrule.compile.fused` when Numba
+            is installed (elementwise chains in one pass; the same numbers).
         cuda_graph: on a GPU, capture the plan as a CUDA graph (``"auto"``: when every op of
             the plan can be captured).
         strict: raise instead of falling back to eager (for tests).
@@ -235,8 +245,8 @@ def compile(fn: Callable[..., Any] | None = None, *, cache_size: int = 8, warn: 
     Returns:
         a :class:`CompiledStep`, called like ``fn``.
     """
-    options = dict(cache_size=cache_size, warn=warn, kernels=kernels, cuda_graph=cuda_graph,
-                   strict=strict, enabled=enabled)
+    options = dict(cache_size=cache_size, warn=warn, kernels=kernels, fused=fused,
+                   cuda_graph=cuda_graph, strict=strict, enabled=enabled)
     if fn is None:
         return lambda f: CompiledStep(f, dict(options, label=getattr(f, "__qualname__", "step")))
     return CompiledStep(fn, dict(options, label=getattr(fn, "__qualname__", "step")))

@@ -197,8 +197,8 @@ class _Graph:
             y_arr = tr.slots[self.labels_src].array
             if y_arr.dtype != np.int64 or y_arr.ndim != 1 or x_arr.ndim != 2:
                 self.no()
-            X = cp.empty_like(x_arr)
-            Y = cp.empty_like(y_arr)
+            X = x_arr.copy()  # (the traced batch: the warm-up and capture read real values)
+            Y = y_arr.copy()
             b.alias[xs] = body.name(X, "XS")
             self.ys = body.name(Y, "YS")
             for s in self.labels_out:
@@ -330,11 +330,15 @@ class _Graph:
         self.opt_checks: list[str] = []
         self.state_names: list[tuple[Any, dict[str, Any]]] = []
 
+        seen: dict[tuple[str, Any], str] = {}
+
         def scalar(expr: str, dtype: Any) -> str:
-            arr = cp.zeros((), dtype)
-            name = body.name(arr, "DS")
-            scalars.append((expr, dtype, name))
-            return name
+            key = (expr, np.dtype(dtype))
+            if key not in seen:
+                arr = cp.zeros((), dtype)
+                seen[key] = body.name(arr, "DS")
+                scalars.append((expr, dtype, seen[key]))
+            return seen[key]
 
         for gi, (group, params) in enumerate(self.groups):
             grp = self.host.name(group, "GR")  # (the host's namespace)
@@ -347,7 +351,7 @@ class _Graph:
                 if kind is SGD:
                     mom, damp, nest = group["momentum"], group["dampening"], group["nesterov"]
                     wd, maxi = group["weight_decay"], group["maximize"]
-                    self.opt_checks.append(
+                    self._check_once(
                         f"{grp}['momentum'] != {mom!r} or {grp}['dampening'] != {damp!r} or "
                         f"{grp}['nesterov'] is not {nest} or {grp}['weight_decay'] != {wd!r} or "
                         f"{grp}['maximize'] is not {maxi}")
@@ -386,7 +390,7 @@ class _Graph:
                     b1, b2 = group["betas"]
                     eps, wd, maxi, ams = (group["eps"], group["weight_decay"], group["maximize"],
                                           group["amsgrad"])
-                    self.opt_checks.append(
+                    self._check_once(
                         f"{grp}['betas'] != {(b1, b2)!r} or {grp}['eps'] != {eps!r} or "
                         f"{grp}['weight_decay'] != {wd!r} or {grp}['maximize'] is not {maxi} or "
                         f"{grp}['amsgrad'] is not {ams}")
@@ -430,6 +434,10 @@ class _Graph:
         self.kind = kind
         return scalars
 
+    def _check_once(self, line: str) -> None:
+        if line not in self.opt_checks:
+            self.opt_checks.append(line)
+
     # ------------------------------------------------------------------ host side
     def _host(self, b: Any, host: CodeGen, body_fn: Any, body_src: str, X: Any, Y: Any,
               grads: dict[int, tuple[Any, str]], scalars: list[tuple[str, Any, str]]) -> Any:
@@ -465,6 +473,7 @@ class _Graph:
         for expr, dt, name in scalars:
             by_dtype.setdefault(np.dtype(dt), []).append((expr, name))
         uploads = []
+        self.upload_buffers: list[Any] = []
         for dt, items in by_dtype.items():
             hbuf = np.zeros(len(items), dt)
             dbuf = cp.zeros(len(items), dt)
@@ -472,8 +481,9 @@ class _Graph:
             for k, (expr, name) in enumerate(items):
                 lines.append(f"{hn}[{k}] = {expr}")
                 # the body reads the 0-d view: rebind its name to the view of the upload buffer
-                uploads.append((name, dbuf[k]))
+                uploads.append((name, dbuf[k:k + 1].reshape(())))
             lines.append(f"{dn}.set({hn})")
+            self.upload_buffers.append(dbuf)
         graph_holder: dict[str, Any] = {}
         host.ns["_G"] = graph_holder
         lines.append("_launch()")
@@ -492,7 +502,7 @@ class _Graph:
         result = b.expr(b.result)
         fn, src = host.compile(result, "cuda graph host")
         plan = GraphPlan(fn, src + "\n# --- captured body ---\n" + body_src, tr, b.info,
-                         body_fn, host, self, opt)
+                         body_fn, self, opt)
         try:
             plan.capture()
         except Exception as exc:  # noqa: BLE001 - no capture: replay without a graph
@@ -507,7 +517,7 @@ class GraphPlan:
     """A plan whose device work is one CUDA graph (see the module docstring)."""
 
     def __init__(self, fn: Any, source: str, tr: Any, info: dict[str, Any], body: Any,
-                 host: CodeGen, g: _Graph, opt: Any) -> None:
+                 g: _Graph, opt: Any) -> None:
         self.fn = fn
         self.source = source
         self.info = dict(info, cuda_graph=True)
@@ -518,8 +528,8 @@ class GraphPlan:
         self.cp = g.cp
         self._g = g
         self.mutable = self._mutable(g, opt)
-        host.ns["_launch"] = self._launch
-        host.ns["_after"] = self._after
+        fn.__globals__["_launch"] = self._launch
+        fn.__globals__["_after"] = self._after
 
     @staticmethod
     def _mutable(g: _Graph, opt: Any) -> list[Any]:
@@ -551,6 +561,8 @@ class GraphPlan:
         cp.cuda.set_allocator(keeping)
         try:
             saved = [(a, a.copy()) for a in self.mutable + self._flags()]
+            for buf in self._g.upload_buffers:
+                buf.fill(1)  # (harmless scalars for the warm-up: no division by zero)
             self.body()  # warm-up: every kernel compiled and loaded before the capture
             for a, copy in saved:
                 a[...] = copy
@@ -563,6 +575,8 @@ class GraphPlan:
                 finally:
                     graph = stream.end_capture()
             stream.synchronize()
+            for a, copy in saved:  # (nothing ran on a GPU; a stand-in that ran is undone)
+                a[...] = copy
             self.graph = graph
             self._stream = stream
         finally:

@@ -40,8 +40,12 @@ def claim(b: Any) -> None:
     tr = b.tr
     if tr.device != "cpu":
         return
+    from . import fused
+
     b.dest = {}       # slot -> name of the array its producer should write into
     b.honoured = set()  # slots whose producer did
+    b.fused = fused.AVAILABLE and b.options.get("fused", True)
+    b.fused_sgd = {}  # weight-gradient slot -> (its weight, list) for compile.fused.outer_sgd
     uses = _uses(tr)
     b.uses = uses
     result_slots = _result_slots(b.result)
@@ -274,11 +278,26 @@ class MLPKernel:
                 delta = self._derivative(b, delta, y, act, owned, (n, d_l))
                 is_buffer = is_buffer or act != "identity"
             w_idx = l * step + 1
+            # the weight's gradient, delta^T x: at batch 1 an outer product, which the fused
+            # loop computes (with the plain-SGD update of W when the optimizer lets it: after
+            # the delta below has used W), else BLAS
+            outer = needs[w_idx] and n == 1 and b.fused
+            later = None
             if needs[w_idx]:
                 slot = outs[w_idx]
-                dT = self._T(b, delta)
                 dest = self._dest(b, slot, self.shapes[w_idx])
-                cg.emit(f"_dot({dT}, {self.layer_in[l]}, {dest})")
+                if outer:
+                    fuse = b.fused_sgd.get(slot)
+                    xin = self.layer_in[l]
+                    zero = cg.name(np.zeros((), dt)[()], "ZERO1")
+                    args = f"{dest}, {delta}[0], {xin}[0]"
+                    later = (f"_outer_sgd({fuse[0]}, {args}, _lr_t, {zero})" if fuse is not None
+                             else f"_outer({args}, {zero})")
+                    if fuse is not None:
+                        fuse[1].append(slot)  # (the optimizer kernel leaves this one out)
+                else:
+                    dT = self._T(b, delta)
+                    cg.emit(f"_dot({dT}, {self.layer_in[l]}, {dest})")
                 b.alias[slot] = dest
             if self.has_bias and needs[w_idx + 1]:
                 slot = outs[w_idx + 1]
@@ -286,10 +305,14 @@ class MLPKernel:
                 cg.emit(f"_dot({ones}, {delta}, {dest})")
                 b.alias[slot] = dest
             if not self.wanted_below[l]:
+                if later is not None:
+                    cg.emit(later)
                 break
             d_in = self.shapes[w_idx][1]
             nxt = cg.name(b.xp.empty((n, d_in), dt), "B")
             cg.emit(f"_dot({delta}, {b.var(self.ins[w_idx].slot)}, {nxt})")
+            if later is not None:
+                cg.emit(later)
             delta = nxt
             owned = is_buffer = True
         else:
@@ -313,6 +336,15 @@ class MLPKernel:
                     shape: tuple[int, int]) -> str:
         """``ops.mlp._times_derivative`` (writes into ``delta`` only when ``owned``)."""
         cg, dt = b.cg, self.dtype
+        if b.fused and act in ("relu", "tanh"):  # (compile.fused: the same operations)
+            d = delta if owned and act == "relu" else cg.name(b.xp.empty(shape, dt), "B")
+            one = cg.name(np.ones((), dt)[()], "ONE1")
+            if act == "relu":
+                zero = cg.name(np.zeros((), dt)[()], "ZERO1")
+                cg.emit(f"_relu_grad({d}, {y}, {delta}, {one}, {zero})")
+            else:
+                cg.emit(f"_tanh_grad({d}, {y}, {delta}, {one})")
+            return d
         if act == "relu":
             if owned:
                 m = cg.name(b.xp.empty(shape, np.bool_), "BM")
@@ -425,13 +457,18 @@ class CEKernel:
         # signature) whose maximum, read as unsigned, is below C; otherwise the eager path
         # decides (and raises the general path's error)
         src = b.var(self.check[1])
-        b.cg.emit(f"if not _maxred({src}.view(_u64)) < {self.c}: raise _Abort")
+        if not b.fused:  # (the fused forward checks the labels itself)
+            b.cg.emit(f"if not _maxred({src}.view(_u64)) < {self.c}: raise _Abort")
         b.alias[op.outs[0]] = src
 
     def _forward(self, b: Any, op: Any) -> None:
         cg, n, c, dt = b.cg, self.n, self.c, self.dtype
         x = b.var(self.x_ref.slot)
         lab = b.var(self.labels.slot)
+        self.lab = lab
+        if b.fused:
+            self._forward_fused(b, x, lab)
+            return
         if not self.contiguous:
             xc = cg.name(np.empty((n, c), dt), "B")
             cg.emit(f"_copyto({xc}, {x})")
@@ -474,6 +511,35 @@ class CEKernel:
             cg.emit(f"_divide({z}, {s2}, {z})")  # e /= s: the softmax, kept for the VJP
         self.z, self.zbuf, self.fl = z, zbuf, fl
 
+    def _forward_fused(self, b: Any, x: str, lab: str) -> None:
+        """The forward with compile.fused.ce_forward for the label check, the flat indices,
+        the row maxima, x - m and the picked entries (the rest is NumPy's, as eagerly); the
+        softmax's division is left to the fused backward."""
+        cg, n, c, dt = b.cg, self.n, self.c, self.dtype
+        fl = cg.name(np.empty(n, np.int64), "FL")
+        m = cg.name(np.empty((n, 1), dt), "B")
+        zbuf = np.empty((n, c), dt)
+        z = cg.name(zbuf, "Z")
+        pick = cg.name(np.empty(n, dt), "B")
+        cg.emit(f"if not _ce_forward({x}, {lab}, {fl}, {m}, {z}, {pick}): raise _Abort")
+        cg.emit(f"_exp({z}, {z})")
+        sbuf = np.empty(n, dt)
+        s = cg.name(sbuf, "B")
+        cg.emit(f"_dot({z}, {cg.name(cached_constant(np, 'ones', 0, c, dt), 'ONE')}, {s})")
+        loss = cg.name(np.empty(n, dt), "B")
+        cg.emit(f"_log({s}, {loss})")
+        cg.emit(f"_subtract({loss}, {pick}, {loss})")
+        cg.emit(f"_total = _addred({loss})")
+        cg.emit("if not _isfinite(_total): raise _Abort")
+        dtn = cg.name(dt, "dt")
+        if self.reduction == "mean":
+            cg.emit(f"s{self.out_slot} = _asarray(_total / {float(n)!r}, dtype={dtn})")
+        else:
+            cg.emit(f"s{self.out_slot} = _asarray(_total, dtype={dtn})")
+        self.z, self.zbuf, self.fl, self.s = z, zbuf, fl, s
+        if self.vi is not None and self.dx_escapes:  # (the VJP's NumPy path wants p)
+            cg.emit(f"_divide({z}, {cg.name(sbuf.reshape(-1, 1), 'B')}, {z})")
+
     def _backward(self, b: Any, op: Any) -> None:
         cg, n, c, dt = b.cg, self.n, self.c, self.dtype
         denom = float(n)
@@ -493,6 +559,10 @@ class CEKernel:
             return
         dxbuf = np.empty((n, c), dt)
         dx = cg.name(dxbuf, "DX")
+        if b.fused:  # p = e / s, dx = p scale, dx[label] -= scale: one pass
+            cg.emit(f"_ce_backward({self.z}, {self.s}, {self.lab}, {sc}, {dx})")
+            b.alias[self.dx_slot] = dx
+            return
         dxf = cg.name(dxbuf.reshape(-1), "DXF")
         cg.emit(f"_multiply({self.z}, {sc}, {dx})")
         cg.emit(f"{dxf}[{self.fl}] -= {sc}")
@@ -558,10 +628,30 @@ class OptKernel:
                             return None
             gbuf = np.empty_like(base)
             views = layout.views_of(gbuf)
+            plain = kind is SGD and (group["momentum"] == 0.0 and not group["weight_decay"]
+                                     and not group["maximize"])
             groups.append(dict(index=gi, group=group, params=params, layout=layout,
-                               gbuf=gbuf, views=views, refs=refs, names=names, states=states))
+                               gbuf=gbuf, views=views, refs=refs, names=names, states=states,
+                               plain=plain, fused=[]))
         k = cls()
         k.opt, k.kind, k.groups = opt, kind, groups
+        for g in groups:
+            if not g["plain"]:
+                continue
+            # plain SGD (as traced: a change of options retraces): its learning rate, read once
+            # at the start of a replay, and, at batch 1 with the fused loops, the weights'
+            # updates done by the network's VJP (compile.fused.outer_sgd)
+            grp = b.cg.name(g["group"], "GR")
+            b.cg.head.append(f"if {grp}['momentum'] != 0.0 or {grp}['weight_decay'] or "
+                             f"{grp}['maximize']: raise _Retrace")
+            if b.fused:
+                if any(h.startswith("_lr_t =") for h in b.cg.head):
+                    continue  # (one fused group: the first)
+                b.cg.head.append(f"_lr_t = {b.cg.name(g['layout'].base.dtype.type, 'DT')}"
+                                 f"(float({grp}['lr']))")
+                for p, ref in zip(g["params"], g["refs"]):
+                    if p.data.ndim == 2:
+                        b.fused_sgd[ref.slot] = (b.cg.name(p.data, "PW"), g["fused"])
         # ask the producers of the gradients to write into the buffer's views
         for g in groups:
             for ref, view in zip(g["refs"], g["views"]):
@@ -590,22 +680,43 @@ class OptKernel:
             for p, ref, view in zip(g["params"], g["refs"], g["views"]):
                 if ref.slot not in b.honoured:
                     cg.emit(f"{cg.name(view, 'GV')}[...] = {cg.name(p, 'L')}.grad")
-            if self.kind is SGD:
+            if self.kind is SGD and g["plain"] and b.fused:
+                # p -= lr g in one pass (compile.fused.sgd), over each run of parameters that
+                # the network's VJP did not already update
+                done = set(g["fused"])
+                bounds = g["layout"].bounds
+                lr = "_lr_t" if any(h.startswith("_lr_t =") for h in cg.head) else \
+                    f"{cg.name(g['layout'].base.dtype.type, 'DT')}(float({grp}['lr']))"
+                run = None
+                runs = []
+                for (a, z), ref in zip(bounds, g["refs"]):
+                    if ref.slot in done:
+                        run = None
+                    elif run is None:
+                        run = [a, z]
+                        runs.append(run)
+                    else:
+                        run[1] = z
+                pb, gb = g["layout"].base, g["gbuf"]
+                for a, z in runs:
+                    cg.emit(f"_sgd({cg.name(pb[a:z], 'PB')}, {cg.name(gb[a:z], 'GB')}, {lr})")
+            elif self.kind is SGD and g["plain"]:
+                tmp = cg.name(np.empty_like(g["layout"].base), "TMP")
+                cg.emit(f"_subtract({base}, _multiply({gbuf}, float({grp}['lr']), {tmp}), "
+                        f"{base})")
+            elif self.kind is SGD:
                 tmp = cg.name(np.empty_like(g["layout"].base), "TMP")
                 if not g["names"]:
                     # the momentum switched on since the trace: its buffer is the step's
                     cg.emit(f"if {grp}['momentum'] != 0.0: raise _Retrace")
-                cg.emit(f"_lr = float({grp}['lr'])")
                 cg.emit(f"if {grp}['momentum'] == 0.0 and not {grp}['weight_decay'] and not "
-                        f"{grp}['maximize']:")
-                cg.emit(f"    _subtract({base}, _multiply({gbuf}, _lr, {tmp}), {base})")
-                cg.emit("else:")
+                        f"{grp}['maximize']: raise _Retrace")  # (now plain: a plan of its own)
                 buf = "None"
                 if g["names"]:
                     buf = cg.name(g["layout"].state_buffers["momentum_buffer"], "SB")
-                cg.emit(f"    _SGD_UPDATE(_np, {base}, {gbuf}, {buf}, _lr, {grp}['momentum'], "
-                        f"{grp}['dampening'], {grp}['nesterov'], {grp}['weight_decay'], "
-                        f"{grp}['maximize'], grad_is_ours=False)")
+                cg.emit(f"_SGD_UPDATE(_np, {base}, {gbuf}, {buf}, float({grp}['lr']), "
+                        f"{grp}['momentum'], {grp}['dampening'], {grp}['nesterov'], "
+                        f"{grp}['weight_decay'], {grp}['maximize'], grad_is_ours=False)")
                 cg.ns["_SGD_UPDATE"] = sgd_update
             elif self.kind in (Adam, AdamW):
                 st0 = cg.name(g["states"][0], "ST")
@@ -703,6 +814,18 @@ def _mentions(enc: Any, slot: int) -> bool:
     if isinstance(enc, dict):
         return any(_mentions(e, slot) for e in enc.values())
     return False
+
+
+def bind_fused(cg: Any) -> None:
+    """Bind the fused loops that the plan's lines call (each compiled at its first use)."""
+    from . import fused
+
+    if not fused.AVAILABLE:
+        return
+    text = "\n".join(cg.head + cg.lines)
+    for name in fused._SOURCES:
+        if f"_{name}(" in text:
+            cg.ns[f"_{name}"] = fused.get(name)
 
 
 def namespace() -> dict[str, Any]:

@@ -148,6 +148,8 @@ class Builder:
         self.dest: dict[int, str] = {}   # slot -> name of the array its producer writes into
         self.honoured: set[int] = set()  # slots whose producer did
         self.uses: dict[int, list[int]] = {}
+        self.fused = False                  # kernels: compile.fused's loops (set by claim)
+        self.fused_sgd: dict[int, Any] = {}
 
     def is_array(self, a: Any) -> bool:
         """Whether ``a`` is an array of this plan's backend."""
@@ -224,6 +226,10 @@ class Builder:
             else:
                 getattr(self, "_op_" + op.kind)(i, op)
         result = self.expr(self.result)
+        if self.fused:
+            from . import kernels
+
+            kernels.bind_fused(cg)
         fn, src = cg.compile(result, self.options.get("label", "step"))
         return Plan(fn, src, tr, self.info)
 
