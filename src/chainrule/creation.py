@@ -61,8 +61,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False,
     keeps its dtype unless ``dtype`` is given.
     """
     src = data.data if isinstance(data, Tensor) else data
-    tracer = _hooks.TRACER
-    if tracer is not None:  # cr.compile is tracing: the copy is an op of the step
+    tracer = _hooks.TRACER and _hooks.active()
+    if tracer:  # cr.compile is tracing: the copy is an op of the step
         with tracer.paused():
             t = tensor(data, dtype, requires_grad, device)
         tracer.tensor_made(t, src, "tensor", (dtype, device))

@@ -102,8 +102,9 @@ class Generator:
         return self._rng
 
     def uniform(self, shape: tuple[int, ...], low: float, high: float, dtype: Any) -> np.ndarray:
-        if _hooks.TRACER is not None:  # cr.compile: a draw is an op of the step
-            return _hooks.TRACER.rand(self, "uniform", (shape, low, high, dtype,))
+        # cr.compile: a draw is an op of the step
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.rand(self, "uniform", (shape, low, high, dtype,))
         if low == 0 and high == 1 and np.dtype(dtype) in (np.float32, np.float64):
             # Drawn in the target dtype: a float64 draw just below 1 would round up to 1.0 when
             # cast to float32, outside [0, 1). (float64 draws are the same numbers as before.)
@@ -111,8 +112,9 @@ class Generator:
         return self._rng.uniform(low, high, size=shape).astype(dtype, copy=False)
 
     def normal(self, shape: tuple[int, ...], mean: float, std: float, dtype: Any) -> np.ndarray:
-        if _hooks.TRACER is not None:  # cr.compile: a draw is an op of the step
-            return _hooks.TRACER.rand(self, "normal", (shape, mean, std, dtype,))
+        # cr.compile: a draw is an op of the step
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.rand(self, "normal", (shape, mean, std, dtype,))
         if np.dtype(dtype) in (np.float32, np.float64):
             out = self._rng.standard_normal(size=shape, dtype=dtype)
         else:
@@ -124,13 +126,15 @@ class Generator:
         return out
 
     def integers(self, low: int, high: int, shape: tuple[int, ...]) -> np.ndarray:
-        if _hooks.TRACER is not None:  # cr.compile: a draw is an op of the step
-            return _hooks.TRACER.rand(self, "integers", (low, high, shape,))
+        # cr.compile: a draw is an op of the step
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.rand(self, "integers", (low, high, shape,))
         return self._rng.integers(low, high, size=shape)
 
     def permutation(self, n: int) -> np.ndarray:
-        if _hooks.TRACER is not None:  # cr.compile: a draw is an op of the step
-            return _hooks.TRACER.rand(self, "permutation", (n,))
+        # cr.compile: a draw is an op of the step
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.rand(self, "permutation", (n,))
         return self._rng.permutation(n)
 
 

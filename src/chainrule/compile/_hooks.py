@@ -12,10 +12,29 @@ This module imports nothing from chainrule, so that the engine can import it fir
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
 TRACER: Any = None
+_LOCAL = threading.local()
+
+
+def active() -> Any:
+    """The tracer, when the calling thread is the one tracing and has not paused it; else None
+    (another thread's chainrule calls run as usual while a step is traced)."""
+    tracer = TRACER
+    if tracer is None or tracer.thread != threading.get_ident() or getattr(_LOCAL, "paused",
+                                                                            False):
+        return None
+    return tracer
+
+
+def set_paused(value: bool) -> bool:
+    """Pause (or resume) the tracer for the calling thread; returns the previous setting."""
+    previous = getattr(_LOCAL, "paused", False)
+    _LOCAL.paused = value
+    return previous
 
 
 def traceable(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -27,8 +46,7 @@ def traceable(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tracer = TRACER
-        if tracer is None:
+        if TRACER is None or (tracer := active()) is None:
             return fn(*args, **kwargs)
         return tracer.pyfunc(fn, args, kwargs)
 

@@ -122,10 +122,12 @@ class CompiledStep:
         tr = Tracer(args)
         self.stats["traces"] += 1
         _hooks.TRACER = tr
+        paused = _hooks.set_paused(False)
         try:
             result = self.fn(*args, **kwargs)
         finally:
             _hooks.TRACER = None
+            _hooks.set_paused(paused)
         enc = tr.encode_result(result)
         reason = tr.reason
         plan: Plan | str | None = None

@@ -526,8 +526,10 @@ class GraphPlan:
         self.kept: list[Any] = []
         self.replays = 0
         self.cp = g.cp
-        self._g = g
-        self.mutable = self._mutable(g, opt)
+        ns = body.__globals__
+        self.flags = [ns[g.step], ns[g.first_label], ns[g.first_nonfinite]]
+        self.upload_buffers = g.upload_buffers
+        self.mutable = self._mutable(g, opt)  # (no reference to the trace is kept)
         fn.__globals__["_launch"] = self._launch
         fn.__globals__["_after"] = self._after
 
@@ -544,8 +546,7 @@ class GraphPlan:
         return arrays
 
     def _flags(self) -> list[Any]:
-        ns = self.body.__globals__
-        return [ns[self._g.step], ns[self._g.first_label], ns[self._g.first_nonfinite]]
+        return self.flags
 
     def capture(self) -> None:
         cp = self.cp
@@ -561,7 +562,7 @@ class GraphPlan:
         cp.cuda.set_allocator(keeping)
         try:
             saved = [(a, a.copy()) for a in self.mutable + self._flags()]
-            for buf in self._g.upload_buffers:
+            for buf in self.upload_buffers:
                 buf.fill(1)  # (harmless scalars for the warm-up: no division by zero)
             self.body()  # warm-up: every kernel compiled and loaded before the capture
             for a, copy in saved:

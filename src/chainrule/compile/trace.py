@@ -30,6 +30,7 @@ parameter's values changed by something other than an optimizer's step.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -125,6 +126,7 @@ class Tracer:
         self.arg_tensors: dict[int, int] = {}  # id(tensor argument) -> position
         self.keep: list[Any] = []             # objects kept alive while tracing
         self.device: str | None = None
+        self.thread = threading.get_ident()   # (other threads' calls are not the step's)
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
                 self._new_slot("input", a.data, arg=i)
@@ -141,12 +143,11 @@ class Tracer:
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Run the wrapped code untraced (the real eager call behind a hook)."""
-        saved = _hooks.TRACER
-        _hooks.TRACER = None
+        previous = _hooks.set_paused(True)
         try:
             yield
         finally:
-            _hooks.TRACER = saved
+            _hooks.set_paused(previous)
 
     def _new_slot(self, kind: str, array: Any, **fields: Any) -> int:
         idx = len(self.slots)

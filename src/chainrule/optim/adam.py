@@ -69,8 +69,9 @@ class Adam(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adam update of every parameter that has a gradient (see the class docstring)."""
-        if _hooks.TRACER is not None:  # cr.compile is tracing: record the update
-            return _hooks.TRACER.optimizer_step(self, closure, Adam.step)
+        # cr.compile is tracing: record the update
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.optimizer_step(self, closure, Adam.step)
         loss = self._evaluate(closure)
         for group in self.param_groups:
             _adam_group_step(self, group, decoupled=False)
@@ -130,8 +131,9 @@ class AdamW(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One AdamW update of every parameter that has a gradient (see the class docstring)."""
-        if _hooks.TRACER is not None:  # cr.compile is tracing: record the update
-            return _hooks.TRACER.optimizer_step(self, closure, AdamW.step)
+        # cr.compile is tracing: record the update
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.optimizer_step(self, closure, AdamW.step)
         loss = self._evaluate(closure)
         for group in self.param_groups:
             _adam_group_step(self, group, decoupled=True)

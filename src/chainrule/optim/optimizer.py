@@ -205,8 +205,9 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient: to None (the default, frees the memory), or to zeros
         in place when ``set_to_none=False``."""
-        if _hooks.TRACER is not None:  # cr.compile is tracing: record the reset
-            _hooks.TRACER.zero_grad([p for g in self.param_groups for p in g["params"]],
+        # cr.compile is tracing: record the reset
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.zero_grad([p for g in self.param_groups for p in g["params"]],
                                     set_to_none, "optimizer")
         for group in self.param_groups:
             for p in group["params"]:

@@ -70,8 +70,9 @@ class RMSprop(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One RMSprop update of every parameter that has a gradient (see the class docstring)."""
-        if _hooks.TRACER is not None:  # cr.compile is tracing: record the update
-            return _hooks.TRACER.optimizer_step(self, closure, RMSprop.step)
+        # cr.compile is tracing: record the update
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.optimizer_step(self, closure, RMSprop.step)
         loss = self._evaluate(closure)
         for group in self.param_groups:
             momentum = group["momentum"]

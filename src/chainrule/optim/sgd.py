@@ -67,8 +67,9 @@ class SGD(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient (see the class docstring)."""
-        if _hooks.TRACER is not None:  # cr.compile is tracing: record the update
-            return _hooks.TRACER.optimizer_step(self, closure, SGD.step)
+        # cr.compile is tracing: record the update
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.optimizer_step(self, closure, SGD.step)
         loss = self._evaluate(closure)
         for group in self.param_groups:
             lr = float(group["lr"])
