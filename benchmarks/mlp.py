@@ -436,7 +436,7 @@ def markdown(report: dict[str, Any]) -> str:
             cells = [f"{_fmt(v['median'])} ({_fmt(v['min'])}-{_fmt(v['max'])})"
                      if (v := row.get(p)) and v.get("median") is not None else "-" for p in ran]
             lines.append(f"| {WORKLOADS[wname].label} | " + " | ".join(cells) + " |")
-    comp = [p for p in ran if p != COMPILED]
+    comp = [p for p in ran if p not in (COMPILED, "floor")]
     if COMPILED in ran and comp:
         fastest = report.get("compiled_vs_fastest_peer") or {}
         lines += ["", f"{COMPILED}'s median divided by each peer's (above 1: the compiled step "

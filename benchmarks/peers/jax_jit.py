@@ -37,6 +37,11 @@ def versions() -> dict[str, str]:
 
 class JaxTrainer:
     def __init__(self, w: Workload, data: Data, lr: float, seed: int) -> None:
+        import os
+
+        if os.environ.get("OMP_NUM_THREADS") == "1":  # the harness's --threads 1: XLA too
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_"
+                                       "thread_eigen=false intra_op_parallelism_threads=1")
         import jax
         import jax.numpy as jnp
 
