@@ -23,6 +23,7 @@ The loops, and the NumPy they stand for:
 ``sgd``            p -= lr * g                  (subtract(p, multiply(g, lr)))
 ``outer_sgd``      G = d x^T + 0; W -= lr * G   (dot(d^T, x) for one row, then sgd)
 ``outer``          G = d x^T + 0                (dot(d^T, x) for one row)
+``bias_relu``      s = maximum(s + b, 0)        (add the bias, then maximum with 0)
 ``tanh_grad``      out = (1 - y*y) * delta      (square, subtract from 1, multiply)
 ``relu_grad``      out = [y > 0] * delta        (greater into a float array, multiply)
 ``ce_forward``     the label check, flat label indices, row maxima, z = x - m, picked z
@@ -79,6 +80,17 @@ def outer(G, d, x, zero):  # pragma: no cover - compiled
         di = d[i]
         for j in range(n):
             G[i, j] = di * x[j] + zero
+
+
+def bias_relu(s, b, zero):  # pragma: no cover - compiled
+    """s = maximum(s + b, 0) in place: the bias added (rounded), then NumPy's maximum with 0,
+    which keeps a NaN and gives +0 for -0 (it returns its second operand when they are
+    equal)."""
+    n, k = s.shape
+    for i in range(n):
+        for j in range(k):
+            v = s[i, j] + b[j]
+            s[i, j] = v if (v > zero or v != v) else zero
 
 
 def tanh_grad(out, y, delta, one):  # pragma: no cover - compiled
@@ -140,7 +152,7 @@ def ce_backward(e, s, labels, scale, dx):  # pragma: no cover - compiled
         dx[i, lab] = dx[i, lab] - scale
 
 
-_SOURCES = {f.__name__: f for f in (sgd, outer_sgd, outer, tanh_grad, relu_grad, ce_forward,
-                                    ce_backward)}
+_SOURCES = {f.__name__: f for f in (sgd, outer_sgd, outer, bias_relu, tanh_grad, relu_grad,
+                                    ce_forward, ce_backward)}
 
 __all__ = ["AVAILABLE", "get"]

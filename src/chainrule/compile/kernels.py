@@ -208,9 +208,13 @@ class MLPKernel:
                     buf = b.xp.empty((n, d_out), dt)
                     s = cg.name(buf, "B")
                     cg.emit(f"_dot({a}, {wT}, {s})")
-            if self.has_bias:
-                cg.emit(f"_add({s}, {ins[w_idx + 1]}, {s})")
-            s = self._activate(b, s, act, (n, d_out), fresh)
+            if self.has_bias and act == "relu" and b.fused:  # (compile.fused: same numbers)
+                zero = cg.name(np.zeros((), dt)[()], "ZERO1")
+                cg.emit(f"_bias_relu({s}, {ins[w_idx + 1]}, {zero})")
+            else:
+                if self.has_bias:
+                    cg.emit(f"_add({s}, {ins[w_idx + 1]}, {s})")
+                s = self._activate(b, s, act, (n, d_out), fresh)
             self.layer_in.append(a)
             self.layer_out.append(s if act != "identity" else None)
             a = s
