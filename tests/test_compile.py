@@ -584,3 +584,25 @@ def test_sklearn_partial_fit_replays_one_plan():
         assert_same(u, v)
     step = a.__dict__["_compiled"][1]
     assert step.stats["traces"] == 1 and step.stats["replays"] == 4 * 5 - 1
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd-momentum"])
+def test_optimizer_state_dict_reload_retraces(opt):
+    """load_state_dict replaces the optimizer's state: the plan's guard sends the next call to
+    tracing (before anything is touched), and the numbers stay the eager ones."""
+    batches = _batches(6, 3, "float32", sizes=(8,) * 6)
+
+    def reload(model, k):
+        if k == 2:
+            o = reload.opts[id(model)]
+            o.load_state_dict(o.state_dict())
+
+    reload.opts = {}
+
+    def make():
+        model, o = _mlp([6, 7, 3], "relu", "float32", OPTIMIZERS[opt])()
+        reload.opts[id(model)] = o
+        return model, o
+
+    f = run_pair(make, F.cross_entropy, batches, extra=reload)
+    assert f.stats["retraces"] == 1 and f.stats["traces"] == 2

@@ -673,9 +673,10 @@ class OptKernel:
 
         cg = b.cg
         opt = cg.name(self.opt, "O")
-        cg.emit(f"if {opt}.state is not {cg.name(self.opt.state, 'OSt')} or "
-                f"{opt}.param_groups is not {cg.name(self.opt.param_groups, 'OPG')}: "
-                "raise _Retrace")
+        # (guards go to the head of the plan: a retrace must find nothing changed)
+        cg.head.append(f"if {opt}.state is not {cg.name(self.opt.state, 'OSt')} or "
+                       f"{opt}.param_groups is not {cg.name(self.opt.param_groups, 'OPG')}: "
+                       "raise _Retrace")
         for g in self.groups:
             grp = cg.name(g["group"], "GR")
             base = cg.name(g["layout"].base, "PB")
@@ -712,9 +713,9 @@ class OptKernel:
                 tmp = cg.name(np.empty_like(g["layout"].base), "TMP")
                 if not g["names"]:
                     # the momentum switched on since the trace: its buffer is the step's
-                    cg.emit(f"if {grp}['momentum'] != 0.0: raise _Retrace")
-                cg.emit(f"if {grp}['momentum'] == 0.0 and not {grp}['weight_decay'] and not "
-                        f"{grp}['maximize']: raise _Retrace")  # (now plain: a plan of its own)
+                    cg.head.append(f"if {grp}['momentum'] != 0.0: raise _Retrace")
+                cg.head.append(f"if {grp}['momentum'] == 0.0 and not {grp}['weight_decay'] and "
+                               f"not {grp}['maximize']: raise _Retrace")  # (plain now)
                 buf = "None"
                 if g["names"]:
                     buf = cg.name(g["layout"].state_buffers["momentum_buffer"], "SB")
@@ -728,8 +729,8 @@ class OptKernel:
                 m, v = cg.name(sb["exp_avg"], "SB"), cg.name(sb["exp_avg_sq"], "SB")
                 vmax = cg.name(sb["max_exp_avg_sq"], "SB") if "max_exp_avg_sq" in g["names"] \
                     else "None"
-                cg.emit(f"if {grp}['amsgrad'] is not {'max_exp_avg_sq' in g['names']}: "
-                        "raise _Retrace")
+                cg.head.append(f"if {grp}['amsgrad'] is not {'max_exp_avg_sq' in g['names']}: "
+                               "raise _Retrace")
                 cg.emit(f"_t = {st0}['step'] + 1")
                 cg.emit(f"_b1, _b2 = {grp}['betas']")
                 cg.emit(f"_ADAM_UPDATE(_np, {base}, {gbuf}, {m}, {v}, {vmax}, _t, "
@@ -742,8 +743,8 @@ class OptKernel:
                 sb = g["layout"].state_buffers
                 has_mom = "momentum_buffer" in g["names"]
                 centered = "grad_avg" in g["names"]
-                cg.emit(f"if ({grp}['momentum'] > 0.0) is not {has_mom} or "
-                        f"{grp}['centered'] is not {centered}: raise _Retrace")
+                cg.head.append(f"if ({grp}['momentum'] > 0.0) is not {has_mom} or "
+                               f"{grp}['centered'] is not {centered}: raise _Retrace")
                 mb = cg.name(sb["momentum_buffer"], "SB") if has_mom else "None"
                 ga = cg.name(sb["grad_avg"], "SB") if centered else "None"
                 cg.emit(f"_RMS_UPDATE(_np, {base}, {gbuf}, {cg.name(sb['square_avg'], 'SB')}, "

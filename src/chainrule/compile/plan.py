@@ -236,8 +236,6 @@ class Builder:
     def _guards(self) -> None:
         tr, cg = self.tr, self.cg
         head = cg.head
-        for i, is_tensor in enumerate(self.arg_is_tensor):
-            pass
         for idx, s in enumerate(tr.slots):
             if s.kind == "input":
                 head.append(f"s{idx} = a{s.arg}.data" if self.arg_is_tensor[s.arg]
@@ -333,11 +331,30 @@ class Builder:
         self.cg.emit(f"s{op.outs[0]} = _arr({a} + {self.var(op.b.slot)})")
         self.cg.emit(f"{self.leaf(op.leaf)}.grad = s{op.outs[0]}")
 
+    def _overwritten(self, i: int, leaf: Any) -> bool:
+        """Whether ``leaf.grad = None`` at op ``i`` is a dead store: the next op of the plan
+        that could read or set that gradient is a ``grad_set`` of it (only primitives, VJPs
+        and the walk's bookkeeping in between)."""
+        key = (leaf.index, leaf.arg)
+        for j in range(i + 1, len(self.tr.ops)):
+            op = self.tr.ops[j]
+            if op.kind in ("prim", "vjp", "seed", "conform", "add", "rand", "convert"):
+                continue
+            if op.kind == "pyfunc" and j in self.claimed:
+                continue  # (a label check a kernel took over: it reads no gradient)
+            if op.kind == "grad_set":
+                if (op.leaf.index, op.leaf.arg) == key:
+                    return True
+                continue
+            return False
+        return False
+
     def _op_zero_grad(self, i: int, op: Op) -> None:
         for leaf, _ref in op.leaves:
             name = self.leaf(leaf)
             if op.set_to_none:
-                self.cg.emit(f"{name}.grad = None")
+                if not self._overwritten(i, leaf):
+                    self.cg.emit(f"{name}.grad = None")
             elif op.how == "optimizer":
                 self.cg.emit(f"_zero_optimizer({name})")
             else:
