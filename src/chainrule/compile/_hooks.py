@@ -44,11 +44,42 @@ def traceable(fn: Callable[..., Any]) -> Callable[..., Any]:
     its other results guards (a replay whose result differs runs the step eagerly instead, which
     raises the function's error if it has one)."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if TRACER is None or (tracer := active()) is None:
-            return fn(*args, **kwargs)
-        return tracer.pyfunc(fn, args, kwargs)
+    wrapper = _fixed_wrapper(fn)
+    if wrapper is None:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if TRACER is None or (tracer := active()) is None:
+                return fn(*args, **kwargs)
+            return tracer.pyfunc(fn, args, kwargs)
 
     wrapper.__wrapped_traceable__ = fn  # type: ignore[attr-defined]
     return wrapper
+
+
+def _fixed_wrapper(fn: Callable[..., Any]) -> Any:
+    """For a function of plain parameters, a wrapper with the same parameters (no *args and
+    **kwargs to pack on every eager call: these wrap hot checks such as the labels' range)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in params):
+        return None
+    ns: dict[str, Any] = {"_fn": fn, "_active": active, "_mod": __import__(__name__, None, None,
+                                                                            ["TRACER"])}
+    sig = []
+    for p in params:
+        if p.default is p.empty:
+            sig.append(p.name)
+        else:
+            ns[f"_d_{p.name}"] = p.default
+            sig.append(f"{p.name}=_d_{p.name}")
+    names = ", ".join(p.name for p in params)
+    src = (f"def wrapper({', '.join(sig)}):\n"
+           f"    if _mod.TRACER is None or (tracer := _active()) is None:\n"
+           f"        return _fn({names})\n"
+           f"    return tracer.pyfunc(_fn, ({names}{',' if len(params) == 1 else ''}), {{}})\n")
+    exec(compile(src, f"<traceable {fn.__qualname__}>", "exec"), ns)  # noqa: S102
+    return functools.wraps(fn)(ns["wrapper"])
