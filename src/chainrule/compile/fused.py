@@ -24,6 +24,7 @@ The loops, and the NumPy they stand for:
 ``outer_sgd``      G = d x^T + 0; W -= lr * G   (dot(d^T, x) for one row, then sgd)
 ``outer``          G = d x^T + 0                (dot(d^T, x) for one row)
 ``bias_relu``      s = maximum(s + b, 0)        (add the bias, then maximum with 0)
+``bias_add``       s += b                       (the bias added to every row)
 ``tanh_grad``      out = (1 - y*y) * delta      (square, subtract from 1, multiply)
 ``relu_grad``      out = [y > 0] * delta        (greater into a float array, multiply)
 ``ce_forward``     the label check, flat label indices, row maxima, z = x - m, picked z
@@ -93,6 +94,14 @@ def bias_relu(s, b, zero):  # pragma: no cover - compiled
             s[i, j] = v if (v > zero or v != v) else zero
 
 
+def bias_add(s, b):  # pragma: no cover - compiled
+    """s += b over the rows (NumPy broadcasts a short bias row by row: slow for few outputs)."""
+    n, k = s.shape
+    for i in range(n):
+        for j in range(k):
+            s[i, j] = s[i, j] + b[j]
+
+
 def tanh_grad(out, y, delta, one):  # pragma: no cover - compiled
     """out = (1 - y * y) * delta, each operation rounded (ops.mlp._times_derivative); ``one``
     is 1 in the arrays' dtype (a bare 1 would make Numba compute in float64)."""
@@ -152,7 +161,7 @@ def ce_backward(e, s, labels, scale, dx):  # pragma: no cover - compiled
         dx[i, lab] = dx[i, lab] - scale
 
 
-_SOURCES = {f.__name__: f for f in (sgd, outer_sgd, outer, bias_relu, tanh_grad, relu_grad,
-                                    ce_forward, ce_backward)}
+_SOURCES = {f.__name__: f for f in (sgd, outer_sgd, outer, bias_relu, bias_add, tanh_grad,
+                                    relu_grad, ce_forward, ce_backward)}
 
 __all__ = ["AVAILABLE", "get"]

@@ -213,7 +213,8 @@ class MLPKernel:
                 cg.emit(f"_bias_relu({s}, {ins[w_idx + 1]}, {zero})")
             else:
                 if self.has_bias:
-                    cg.emit(f"_add({s}, {ins[w_idx + 1]}, {s})")
+                    add = "_bias_add" if b.fused else "_add"
+                    cg.emit(f"{add}({s}, {ins[w_idx + 1]}" + (")" if b.fused else f", {s})"))
                 s = self._activate(b, s, act, (n, d_out), fresh)
             self.layer_in.append(a)
             self.layer_out.append(s if act != "identity" else None)
@@ -341,7 +342,9 @@ class MLPKernel:
         """``ops.mlp._times_derivative`` (writes into ``delta`` only when ``owned``)."""
         cg, dt = b.cg, self.dtype
         if b.fused and act in ("relu", "tanh"):  # (compile.fused: the same operations)
-            d = delta if owned and act == "relu" else cg.name(b.xp.empty(shape, dt), "B")
+            # into a buffer of its own even where the eager VJP works in place (the same
+            # values; a loop whose output is one of its inputs is not vectorised: 2x slower)
+            d = cg.name(b.xp.empty(shape, dt), "B")
             one = cg.name(np.ones((), dt)[()], "ONE1")
             if act == "relu":
                 zero = cg.name(np.zeros((), dt)[()], "ZERO1")
