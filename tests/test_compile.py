@@ -408,6 +408,7 @@ def test_bad_labels_run_eagerly_and_raise():
     assert f.stats["aborts"] == 1
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (inf inputs, on purpose)
 def test_non_finite_loss_is_the_eager_one():
     model, opt, step = _simple()
     f = cr.compile(step, strict=True)
