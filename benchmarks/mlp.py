@@ -4,7 +4,9 @@ Each workload (an MLP, float32, softmax cross-entropy, plain SGD with lr 0.01) i
 every peer that is installed, and the harness reports samples per second (steps/s x batch):
 
     chainrule   nn.MLP + optim.SGD + nn.functional.cross_entropy, the public API
+    chainrule-compiled  the same step under cr.compile (traced once, then replayed)
     pytorch     the same network in torch (optional: skipped, and said so, when absent)
+    jax         the same step under jax.jit, buffers donated (optional, like torch)
     sklearn     MLPClassifier(solver="sgd", momentum=0, alpha=0).partial_fit over fixed batches
     numpy       a hand-written float32 NumPy MLP (np.dot, fused softmax-CE gradient, in-place SGD)
     floor       the matrix products alone (np.dot into preallocated buffers): an upper bound
@@ -348,6 +350,29 @@ def ratios(summary: dict[str, dict[str, Any]], subject: str = "chainrule"
     return out
 
 
+COMPILED = "chainrule-compiled"
+FRAMEWORKS = ("numpy", "pytorch", "jax")  # the peers a compiled step is held against
+
+
+def vs_fastest(summary: dict[str, dict[str, Any]], subject: str
+               ) -> dict[str, dict[str, Any]]:
+    """Per workload: the fastest of the hand-written NumPy MLP, PyTorch and JAX (medians), and
+    ``subject``'s median divided by it; plus ``subject`` / the matrix-products floor."""
+    out: dict[str, dict[str, Any]] = {}
+    for wname, row in summary.items():
+        s = row.get(subject, {}).get("median")
+        peers = {p: row[p]["median"] for p in FRAMEWORKS if row.get(p, {}).get("median")}
+        entry: dict[str, Any] = {}
+        if s and peers:
+            best = max(peers, key=peers.get)
+            entry.update(fastest=best, ratio=s / peers[best])
+        floor = row.get("floor", {}).get("median")
+        if s and floor:
+            entry["vs_floor"] = s / floor
+        out[wname] = entry
+    return out
+
+
 def _blas_line(pools: list[dict[str, Any]] | None) -> str:
     if pools is None:
         return "unknown (threadpoolctl not installed)"
@@ -411,6 +436,21 @@ def markdown(report: dict[str, Any]) -> str:
             cells = [f"{_fmt(v['median'])} ({_fmt(v['min'])}-{_fmt(v['max'])})"
                      if (v := row.get(p)) and v.get("median") is not None else "-" for p in ran]
             lines.append(f"| {WORKLOADS[wname].label} | " + " | ".join(cells) + " |")
+    comp = [p for p in ran if p not in (COMPILED, "floor")]
+    if COMPILED in ran and comp:
+        fastest = report.get("compiled_vs_fastest_peer") or {}
+        lines += ["", f"{COMPILED}'s median divided by each peer's (above 1: the compiled step "
+                  "is faster); the last columns: against the fastest of "
+                  f"{', '.join(FRAMEWORKS)} that ran, and against the matrix products alone:",
+                  "", "| workload | " + " | ".join(f"vs {p}" for p in comp)
+                  + " | vs fastest | vs floor |", "|---|" + "---:|" * (len(comp) + 2)]
+        for wname, r in report["ratios_compiled"].items():
+            f = fastest.get(wname, {})
+            best = f"{f['ratio']:.2f} ({f['fastest']})" if "ratio" in f else "-"
+            fl = f"{f['vs_floor']:.2f}" if "vs_floor" in f else "-"
+            lines.append(f"| {WORKLOADS[wname].label} | "
+                         + " | ".join(f"{r[p]:.2f}" if p in r else "-" for p in comp)
+                         + f" | {best} | {fl} |")
     others = [p for p in ran if p != "chainrule"]
     if "chainrule" in ran and others:
         lines += ["", "chainrule's median divided by each peer's (above 1: chainrule is faster):",
@@ -554,6 +594,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     report["runs"] = runs
     report["summary"] = summarize(runs, workloads, active)
     report["ratios"] = ratios(report["summary"])
+    report["ratios_compiled"] = ratios(report["summary"], COMPILED)
+    report["compiled_vs_fastest_peer"] = vs_fastest(report["summary"], COMPILED)
     report["summary_per_cpu_s"] = summarize(runs, workloads, active, "samples_per_cpu_s")
     report["summary_minor_faults_per_step"] = summarize(
         [r for r in runs if r.get("minor_faults_per_step") is not None], workloads, active,
@@ -601,12 +643,47 @@ def profile(args: argparse.Namespace) -> None:
             f"# unprofiled: {plain * 1e3:.3f} ms/step = {w.batch / plain:,.0f} samples/s; "
             f"profiled: {total / steps * 1e3:.3f} ms/step\n" + "\n".join(summary) + "\n")
     text = head + buf.getvalue()
+    plan = getattr(getattr(trainer, "step", None), "plan", None)
+    if plan is not None:
+        text += plan_profile(plan, trainer.batches, steps, clock)
     name = f"mlp-profile-{peer}-{wname}{'-cpu' if args.profile_clock == 'cpu' else ''}.txt"
     out = Path(args.out).with_name(name) if args.out else RESULTS / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(text)
     print(f"wrote {out}")
+
+
+def plan_profile(plan: Any, batches: list[Any], steps: int, clock: Any) -> str:
+    """The compiled step statement by statement: each line of the plan's generated function
+    (``plan.source``) run on its own, timed over ``steps`` replays, sorted by time. The lines
+    are exec'd one at a time (a fraction of a microsecond each on top of their own cost)."""
+    lines = plan.source.splitlines()
+    body: list[str] = []
+    for ln in lines[1:-1]:  # (the def line, the return line)
+        ln = ln[4:]
+        if ln.startswith((" ", "else")) and body:
+            body[-1] += "\n" + ln
+        else:
+            body.append(ln)
+    codes = [compile(b, "<plan line>", "exec") for b in body]
+    ns = dict(plan.fn.__globals__)
+    times = [0.0] * len(codes)
+    n_args = plan.fn.__code__.co_argcount
+    for k in range(steps):
+        for i, a in enumerate(batches[k % len(batches)][:n_args]):
+            ns[f"a{i}"] = a
+        for j, c in enumerate(codes):
+            t0 = clock()
+            exec(c, ns)  # noqa: S102 - the plan's own generated lines
+            times[j] += clock() - t0
+    total = sum(times)
+    out = [f"\n# the compiled step, statement by statement ({steps} replays, each statement run "
+           f"alone): {total / steps * 1e6:.1f} us/step in all", "#   us/step   share  statement"]
+    for t, b in sorted(zip(times, body), key=lambda p: -p[0]):
+        first = b.splitlines()[0]
+        out.append(f"#  {t / steps * 1e6:8.1f}  {t / total:6.1%}  {first[:90]}")
+    return "\n".join(out) + "\n"
 
 
 def _csv(choices: dict[str, Any], what: str):

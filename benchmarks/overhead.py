@@ -12,6 +12,13 @@ primitive it reports, in microseconds per call (best of several repeats):
 
 and the per-op forward and backward cost of a long chain ``y = y * 1.0000001``.
 
+Then whole training steps on tiny arrays (batch 2, a few units per layer, so that the
+arithmetic is negligible and what is timed is Python): microseconds per step eagerly and under
+``cr.compile`` (traced once, replayed), for the fused network of ``nn.MLP`` with softmax
+cross-entropy and SGD or Adam (the buffered kernels of ``chainrule.compile.kernels``), and for a
+step of separate primitives (``F.linear``, ``tanh``, MSE; every op through its own eager
+function, the generic lowering).
+
 Run:  python -m benchmarks.overhead [--quick] [--out PATH] [--baseline PATH]
 ``--quick`` is a CI smoke run of a few seconds; ``--baseline`` prints a saved run's forward and
 fwd+bwd columns next to this one's.
@@ -132,10 +139,73 @@ def measure_chain(n: int) -> dict[str, float]:
             "backward_us_per_op": (end - mid) / n * 1e6}
 
 
+def _step_case(name: str) -> Callable[[], Callable[[Any, Any], Any]]:
+    F = cr.nn.functional
+
+    def make() -> tuple[Any, Any]:
+        cr.manual_seed(0)
+        rng = np.random.default_rng(0)
+        if name.startswith("mlp"):
+            model = cr.nn.MLP([8, 16, 16, 4], activation="tanh")
+            opt = (cr.optim.Adam if "adam" in name else cr.optim.SGD)(model.parameters(),
+                                                                      lr=1e-3)
+            loss_fn = F.cross_entropy
+            x = cr.tensor(rng.standard_normal((2, 8)).astype(np.float32))
+            y = cr.tensor(rng.integers(0, 4, 2))
+        else:
+            W1 = cr.nn.Parameter(cr.randn(16, 8) * 0.1)
+            b1 = cr.nn.Parameter(cr.zeros(16))
+            W2 = cr.nn.Parameter(cr.randn(4, 16) * 0.1)
+            params = [W1, b1, W2]
+            opt = cr.optim.SGD(params, lr=1e-3)
+
+            def model(x: Any) -> Any:
+                return F.linear(F.linear(x, W1, b1).tanh(), W2)
+
+            loss_fn = F.mse_loss
+            x = cr.tensor(rng.standard_normal((2, 8)).astype(np.float32))
+            y = cr.tensor(rng.standard_normal((2, 4)).astype(np.float32))
+
+        def step(xb: Any, yb: Any) -> Any:
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return step, (x, y)
+
+    return make
+
+
+STEP_CASES = {
+    "mlp + cross_entropy + SGD": _step_case("mlp-sgd"),
+    "mlp + cross_entropy + Adam": _step_case("mlp-adam"),
+    "linear/tanh/mse + SGD": _step_case("primitives"),
+}
+
+
+def measure_steps(number: int, repeat: int) -> list[dict[str, Any]]:
+    """Microseconds per training step on tiny arrays (Python time): eager and compiled."""
+    rows = []
+    for name, make in STEP_CASES.items():
+        row: dict[str, Any] = {"step": name}
+        for mode in ("eager", "compiled"):
+            step, args = make()
+            f = cr.compile(step, strict=True) if mode == "compiled" else step
+            for _ in range(3):
+                f(*args)
+            row[f"{mode}_us"] = _best(lambda: f(*args), number, repeat)
+        row["speedup"] = row["eager_us"] / row["compiled_us"]
+        rows.append(row)
+    return rows
+
+
 def run(quick: bool) -> dict[str, Any]:
     number, repeat = (100, 3) if quick else (2000, 7)
     rows = [measure_op(name, number, repeat) for name in CASES]
     chain = measure_chain(10_000 if quick else 100_000)
+    steps = measure_steps(*((50, 3) if quick else (1000, 7)))
     return {
         "meta": {
             "shape": list(SHAPE), "dtype": "float32", "quick": quick, "number": number,
@@ -145,6 +215,7 @@ def run(quick: bool) -> dict[str, Any]:
         },
         "rows": rows,
         "chain_mul_scalar": chain,
+        "steps": steps,
     }
 
 
@@ -169,6 +240,12 @@ def table(result: dict[str, Any], baseline: dict[str, Any] | None = None) -> str
         b = baseline["chain_mul_scalar"]
         lines.append(f"  before (chain of {b['n']}): forward {b['forward_us_per_op']:.2f} us/op, "
                      f"backward {b['backward_us_per_op']:.2f} us/op")
+    if result.get("steps"):
+        lines += ["", "microseconds per training step on tiny arrays (batch 2): Python time",
+                  f"{'step':<30} {'eager':>8} {'compiled':>9} {'speedup':>8}"]
+        for r in result["steps"]:
+            lines.append(f"{r['step']:<30} {r['eager_us']:8.1f} {r['compiled_us']:9.1f} "
+                         f"{r['speedup']:7.1f}x")
     return "\n".join(lines)
 
 

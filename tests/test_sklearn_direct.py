@@ -1,5 +1,7 @@
 """chainrule.sklearn._direct: the graph-free training step gives the same fit, bit for bit, as
-the step through the autodiff graph, and is taken exactly where it applies."""
+the step through the autodiff graph, and is taken exactly where it applies (with
+``compile=False``: by default the estimators replay their step with cr.compile, which
+tests/test_compile.py compares with the graph in the same way)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def _fit(monkeypatch, graph: bool, make, X, y, **fit_kw):
     with monkeypatch.context() as m:
         if graph:
             m.setattr(_base, "direct_step", lambda *a, **k: None)
-        return make().fit(X, y, **fit_kw)
+        return make().set_params(compile=False).fit(X, y, **fit_kw)
 
 
 def _calls(monkeypatch):
@@ -92,7 +94,7 @@ def test_direct_step_with_sample_weight(monkeypatch, digits):
 
 def test_partial_fit_takes_the_direct_step_too(monkeypatch, digits):
     X, y = digits
-    make = lambda: MLPClassifier(hidden_layer_sizes=(16,), random_state=2)
+    make = lambda: MLPClassifier(hidden_layer_sizes=(16,), random_state=2, compile=False)
     calls = _calls(monkeypatch)
     a = make()
     for _ in range(3):

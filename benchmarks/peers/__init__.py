@@ -24,7 +24,9 @@ from types import ModuleType
 # Peer name -> module, in the order the harness interleaves them (A B C D E, A B C D E, ...).
 PEERS: dict[str, str] = {
     "chainrule": "benchmarks.peers.chainrule",
+    "chainrule-compiled": "benchmarks.peers.chainrule_compiled",
     "pytorch": "benchmarks.peers.pytorch",
+    "jax": "benchmarks.peers.jax_jit",
     "sklearn": "benchmarks.peers.scikit_learn",
     "numpy": "benchmarks.peers.numpy_mlp",
     "floor": "benchmarks.peers.matmul_floor",

@@ -24,6 +24,8 @@ def versions() -> dict[str, str]:
 
 
 class ChainruleTrainer:
+    compiled = False  # the step under cr.compile (benchmarks.peers.chainrule_compiled)
+
     def __init__(self, w: Workload, data: Data, lr: float, seed: int) -> None:
         import chainrule as cr
 
@@ -37,8 +39,31 @@ class ChainruleTrainer:
         self.dtype = ",".join(sorted({str(p.data.dtype) for p in params}))
         self.i = 0
         self._loss: Any = None
+        self.step = None
+        if self.compiled:
+            model, opt, ce = self.model, self.opt, self.cross_entropy
+
+            def step(xb: Any, yb: Any) -> Any:
+                opt.zero_grad()
+                loss = ce(model(xb), yb)
+                loss.backward()
+                opt.step()
+                return loss
+
+            self.step = cr.compile(step, strict=True)
 
     def train(self, steps: int) -> None:
+        if self.step is not None:
+            step, batches = self.step, self.batches
+            i, n = self.i, len(batches)
+            loss = None
+            for _ in range(steps):
+                xb, yb = batches[i]
+                i = (i + 1) % n
+                loss = step(xb, yb)
+            self.i = i
+            self._loss = loss
+            return
         model, opt, ce, batches = self.model, self.opt, self.cross_entropy, self.batches
         i, n = self.i, len(batches)
         loss = None

@@ -39,6 +39,7 @@ from .testing import gradcheck
 # depend on the engine only), so ``cr.checkpoint`` and ``cr.explain`` are always the functions.
 from .checkpoint import checkpoint, checkpoint_sequential  # noqa: E402
 from .explain import explain  # noqa: E402
+from .compile import compile  # noqa: E402,A004  (the function; the package is chainrule.compile)
 
 __version__ = "0.1.0"
 
@@ -74,5 +75,5 @@ __all__ = [
     "square", "ValuesIndices",
     "nn", "optim", "save", "load", "load_state", "checkpoint", "checkpoint_sequential",
     "explain", "detect_anomaly", "is_anomaly_enabled", "AnomalyError", "from_dlpack", "onnx",
-    "interop",
+    "interop", "compile",
 ]

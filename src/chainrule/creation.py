@@ -15,6 +15,7 @@ import numpy as np
 
 from . import random as _random
 from .backend import device_of, get_xp, move_to, xp_for_device
+from .compile import _hooks
 from .dtypes import as_dtype, get_default_dtype
 from .errors import DTypeError, InvalidValueError
 from .tensor import Tensor
@@ -60,6 +61,12 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False,
     keeps its dtype unless ``dtype`` is given.
     """
     src = data.data if isinstance(data, Tensor) else data
+    tracer = _hooks.TRACER and _hooks.active()
+    if tracer:  # cr.compile is tracing: the copy is an op of the step
+        with tracer.paused():
+            t = tensor(data, dtype, requires_grad, device)
+        tracer.tensor_made(t, src, "tensor", (dtype, device))
+        return t
     t = Tensor(src, dtype=dtype, device=device)
     if hasattr(src, "dtype") and device_of(src) == t.device:
         if get_xp(t.data).may_share_memory(t.data, src):

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .compile import _hooks
 from .errors import InvalidValueError
 
 
@@ -104,6 +105,9 @@ class Generator:
         """Samples of U(low, high) with ``shape`` and ``dtype`` (a NumPy array). For [0, 1) in
         float32/float64 they are drawn in that dtype, so a value never rounds up to 1.
         """
+        # cr.compile: a draw is an op of the step
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.rand(self, "uniform", (shape, low, high, dtype,))
         if low == 0 and high == 1 and np.dtype(dtype) in (np.float32, np.float64):
             # Drawn in the target dtype: a float64 draw just below 1 would round up to 1.0 when
             # cast to float32, outside [0, 1). (float64 draws are the same numbers as before.)
@@ -112,6 +116,9 @@ class Generator:
 
     def normal(self, shape: tuple[int, ...], mean: float, std: float, dtype: Any) -> np.ndarray:
         """Samples of N(mean, std^2) with ``shape`` and ``dtype`` (a NumPy array)."""
+        # cr.compile: a draw is an op of the step
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.rand(self, "normal", (shape, mean, std, dtype,))
         if np.dtype(dtype) in (np.float32, np.float64):
             out = self._rng.standard_normal(size=shape, dtype=dtype)
         else:
@@ -124,10 +131,16 @@ class Generator:
 
     def integers(self, low: int, high: int, shape: tuple[int, ...]) -> np.ndarray:
         """Integers drawn uniformly from [low, high) with ``shape`` (a NumPy int64 array)."""
+        # cr.compile: a draw is an op of the step
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.rand(self, "integers", (low, high, shape,))
         return self._rng.integers(low, high, size=shape)
 
     def permutation(self, n: int) -> np.ndarray:
         """A random permutation of 0..n-1 (a NumPy int64 array), e.g. an epoch's order."""
+        # cr.compile: a draw is an op of the step
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.rand(self, "permutation", (n,))
         return self._rng.permutation(n)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import autograd
+from .compile import _hooks
 from .backend import (
     device_of, get_xp, is_cupy_array, move_to, normalize_device, on_device_of, to_numpy,
     xp_for_device,
@@ -54,6 +55,8 @@ class Tensor:
         self._requires_grad = False
         if requires_grad:
             self.requires_grad = True
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.tensor_made(self, data, "Tensor", (dtype, device))
 
     @classmethod
     def _from_op(cls, data: Any, node: autograd.Node | None) -> Tensor:
@@ -173,10 +176,14 @@ class Tensor:
     # ------------------------------------------------------------------ conversion
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (shared on the CPU, copied from a GPU)."""
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.escape(self, "numpy()")
         return to_numpy(self.data)
 
     def item(self) -> Any:
         """The single element as a Python number."""
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.escape(self, "item()")
         if self.data.size != 1:
             raise InvalidValueError(
                 f"item() needs a tensor with one element, this one has shape {tuple(self.shape)}"
@@ -185,6 +192,8 @@ class Tensor:
 
     def tolist(self) -> Any:
         """The data as nested Python lists (a number for a 0-d tensor)."""
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.escape(self, "tolist()")
         return to_numpy(self.data).tolist()
 
     def astype(self, dtype: Any) -> Tensor:
@@ -205,6 +214,8 @@ class Tensor:
         if dtype is not None and as_dtype(dtype) != self.dtype:
             out = out.astype(dtype)
         if device is not None and device_of(out.data) != normalize_device(device):
+            if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+                _tr.escape(out, "to(device)")
             if out._requires_grad and out._node is not None:
                 raise GraphError("moving a non-leaf tensor between devices is not differentiable")
             moved = Tensor._from_op(move_to(out.data, device), None)
@@ -216,6 +227,8 @@ class Tensor:
         """``np.asarray(t)``: the data itself on the CPU (no copy). NumPy 2's ``copy=``: True
         always copies, False refuses (ValueError) when a copy is needed (another dtype, a
         tensor on a GPU), None copies only then."""
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.escape(self, "conversion to a NumPy array")
         needs_copy = is_cupy_array(self.data) or (
             dtype is not None and np.dtype(dtype) != self.data.dtype)
         if copy is False and needs_copy:
@@ -242,6 +255,8 @@ class Tensor:
         return self.data.__dlpack_device__()
 
     def __repr__(self) -> str:
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.escape(self, "repr()")
         body = np.array2string(to_numpy(self.data), separator=", ", prefix="tensor(",
                                precision=4, threshold=200)
         extras = []
@@ -266,6 +281,8 @@ class Tensor:
             yield self[i]
 
     def __bool__(self) -> bool:
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.escape(self, "bool()")
         if self.data.size != 1:
             raise InvalidValueError(
                 f"the truth value of a tensor of shape {tuple(self.shape)} is ambiguous; "
@@ -280,6 +297,8 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.escape(self, "use as an index")
         if self.dtype.kind not in "iu" or self.data.size != 1:
             raise TypeError("only one-element integer tensors can be used as an index")
         return int(self.item())
@@ -361,6 +380,8 @@ class Tensor:
                 "item assignment on a tensor that is part of a graph is not differentiable; "
                 "build the result out of place (cr.where, cr.concat) or assign under no_grad()"
             )
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.inplace(self, "item assignment")
         v = on_device_of(value.data if isinstance(value, Tensor) else value, self.data)
         idx = _ops.index_arrays(index)
         with _writing("item assignment", self):
@@ -401,6 +422,8 @@ class Tensor:
         """Overwrite the data with ``src`` (broadcast to this shape); not differentiable."""
         if autograd.is_grad_enabled() and self._requires_grad:
             raise GraphError("copy_() into a tensor that requires grad: do it under no_grad()")
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.inplace(self, "copy_")
         arr = on_device_of(src.data if isinstance(src, Tensor) else src, self.data)
         with _writing("copy_", self):
             get_xp(self.data).copyto(self.data, arr, casting="same_kind")
@@ -443,6 +466,8 @@ class Tensor:
                 old.retained = None  # .grad now belongs to the new value
                 self._node.retained = weakref.ref(self)
             return self
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.inplace(self, f"in-place {name}")
         operand = other_t.data if other_t is not None else other
         xp = get_xp(self.data)
         ufunc = {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.divide}[name]
@@ -569,10 +594,14 @@ class Tensor:
 
     def any(self) -> bool:
         """True when any element is nonzero (a Python bool; no graph)."""
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.escape(self, "any()")
         return bool(self.data.any())
 
     def all(self) -> bool:
         """True when every element is nonzero (a Python bool; no graph)."""
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.escape(self, "all()")
         return bool(self.data.all())
 
     def reshape(self, *shape: Any) -> Tensor:

@@ -26,6 +26,7 @@ from . import random as _random
 from .anomaly import set_position as set_anomaly_position
 from .autograd import no_grad
 from .backend import to_numpy
+from .compile import traceable
 from .errors import ChainruleError, FileFormatError, InvalidValueError
 from .io import atomic_write
 from .tensor import Tensor
@@ -176,6 +177,9 @@ class Trainer:
             loader then yields this rank's share of each global batch, possibly empty.
         reduce_sums: data-parallel training: sums an array over the ranks (the epoch's
             training-metric totals), e.g. ``chainrule.distributed.allreduce_sum``.
+        compile: run the training step through ``cr.compile`` (traced once per batch shape,
+            then replayed; the same numbers as the eager step, bit for bit). Default: True;
+            data-parallel training (``gradient_sync``) always runs eagerly.
 
     Training health: a non-finite loss, or non-finite weights after an update (checked after
     every step), stop the run naming epoch and batch.
@@ -189,7 +193,8 @@ class Trainer:
                  progress: str = "auto", callbacks: Sequence[Callable[..., Any]] = (),
                  divergence_factor: float | None = None,
                  gradient_sync: Callable[[int], Any] | None = None,
-                 reduce_sums: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 reduce_sums: Callable[[np.ndarray], np.ndarray] | None = None,
+                 compile: bool = True) -> None:  # noqa: A002 - the option's name
         if task not in ("classification", "regression"):
             raise InvalidValueError(f"task must be 'classification' or 'regression', got {task!r}")
         if prediction not in ("argmax", "sign", "logit"):
@@ -212,6 +217,8 @@ class Trainer:
             raise InvalidValueError("divergence_factor must be a number > 1")
         self.divergence_factor = divergence_factor
         self.gradient_sync, self.reduce_sums = gradient_sync, reduce_sums
+        self.compile = bool(compile)
+        self._step: tuple[tuple[Any, ...], Any] | None = None  # (what it was made for, step)
         self._snapshot: dict[str, Any] | None = None   # the last finished epoch, if not on disk
         self._saved_epoch = -1
         self.history = History()
@@ -235,9 +242,28 @@ class Trainer:
         acc = _Accumulator(self.task, self.prediction)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         watched = _weight_arrays(params)
+        step = self._compiled_step(params)
         for i, (x, y) in enumerate(self._batches(loader)):
             n = int(x.shape[0])
             set_anomaly_position(self.epoch + 1, i + 1)  # for detect_anomaly's errors
+            if step is not None and n:
+                try:
+                    loss, output = step(x, y)
+                except _NonFiniteLoss as exc:
+                    raise TrainingDivergedError(
+                        f"the loss became {exc.value} at epoch {self.epoch + 1}, batch {i + 1}: "
+                        "lower the learning rate, standardise the inputs, or clip gradients"
+                    ) from None
+                value = loss.item()
+                if not _all_finite(watched):
+                    raise TrainingDivergedError(
+                        f"the weights became non-finite at epoch {self.epoch + 1}, batch "
+                        f"{i + 1}: lower the learning rate, standardise the inputs, or clip "
+                        "gradients")
+                acc.add(value, output.data, y.data)
+                if bar is not None:
+                    bar(n, value)
+                continue
             self.optimizer.zero_grad()
             if n:
                 output = self.model(x)
@@ -264,9 +290,49 @@ class Trainer:
                 if bar is not None:
                     bar(n, value)
         set_anomaly_position(None)
+        if step is not None:  # (a CUDA graph's device flags: read once per epoch)
+            try:
+                step.check()
+            except FloatingPointError as exc:
+                raise TrainingDivergedError(f"epoch {self.epoch + 1}: {exc}: lower the learning "
+                                            "rate, standardise the inputs, or clip gradients"
+                                            ) from None
         if self.reduce_sums is not None:
             acc.set_totals(self.reduce_sums(acc.totals()))
         return acc.metrics("train_")
+
+    def _compiled_step(self, params: list[Any]) -> Any:
+        """The training step (zero_grad, forward, loss, backward, clip, step) under
+        ``cr.compile``, made once per (model, loss, optimizer, clipping); None when the step
+        runs eagerly (``compile=False``, or data-parallel training, whose gradient allreduce
+        happens between backward and the update)."""
+        from .anomaly import is_anomaly_enabled
+
+        if not self.compile or self.gradient_sync is not None or is_anomaly_enabled():
+            return None
+        key = (self.model, self.loss_fn, self.optimizer, self.clip_grad_norm)
+        if self._step is not None and all(a is b for a, b in zip(self._step[0], key)):
+            return self._step[1]
+        from .compile import compile as cr_compile
+        from .optim import clip_grad_norm_
+
+        model, loss_fn, optimizer, clip = key
+
+        def training_step(x: Any, y: Any) -> tuple[Tensor, Tensor]:
+            optimizer.zero_grad()
+            output = model(x)
+            loss = loss_fn(output, y)
+            if not _loss_is_finite(loss.data):  # (a traced check: replays re-run it)
+                raise _NonFiniteLoss(float(loss.data))
+            loss.backward()
+            if clip is not None:
+                clip_grad_norm_(params, clip)
+            optimizer.step()
+            return loss, output
+
+        step = cr_compile(training_step)
+        self._step = (key, step)
+        return step
 
     def evaluate(self, loader: Any, prefix: str = "val_", sharded: bool = False
                  ) -> dict[str, float]:
@@ -482,6 +548,20 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
     A convenience wrapper over :class:`Trainer` (the keyword options are its arguments).
     """
     return Trainer(model, loss_fn, optimizer, **options).fit(train_data, val_data, epochs)
+
+
+class _NonFiniteLoss(Exception):
+    """Raised inside the compiled step before backward, as the eager loop checks the loss."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+@traceable
+def _loss_is_finite(loss: Any) -> bool:
+    """Whether the 0-d loss array is finite (read once per step, before backward)."""
+    return math.isfinite(float(loss))
 
 
 def _all_finite(arrays: Sequence[Any]) -> bool:

@@ -73,6 +73,9 @@ def train(
     detect_anomaly: bool = typer.Option(False, "--detect-anomaly", help="Check every operation "
                                         "for NaN/inf, forward and backward, and stop at the "
                                         "first one, naming it (slower; for debugging)."),
+    compile: bool = typer.Option(True, "--compile/--no-compile", help="Replay the training "
+                                 "step with cr.compile (the same numbers, faster); "
+                                 "--no-compile runs it eagerly."),
 ) -> None:
     """Train an MLP on a data set; with no options, digits in a few seconds."""
     import json
@@ -138,11 +141,13 @@ def train(
     keep_freed_memory()
     from .. import anomaly
 
-    # an AnomalyError is a chainrule error: one line naming the operation, epoch and batch
+    # an AnomalyError is a chainrule error: one line naming the operation, epoch and batch;
+    # anomaly mode checks every operation eagerly, so it runs the step without cr.compile
     with anomaly.detect_anomaly(enabled=detect_anomaly):
         summary = train_run(cfg, run_dir, resume=resume is not None, overwrite=overwrite,
                             progress="none" if quiet else "auto", memory_budget=budget,
-                            data=prepared, distributed=distributed,
+                            data=prepared, compile=compile and not detect_anomaly,
+                            distributed=distributed,
                             echo=lambda line: typer.echo(line, err=True))
     if "rank" in summary:       # a data-parallel rank other than 0: rank 0 reports
         return

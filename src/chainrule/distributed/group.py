@@ -110,6 +110,9 @@ def abort(exc: BaseException, code: int = 1) -> None:
                "word); stopping every rank (the run directory keeps its last checkpoint: "
                "continue with --resume)")
     print(f"error (rank {rank()} of {world_size()}): {why}", file=sys.stderr, flush=True)
+    import time
+
+    time.sleep(0.5)     # let the launcher forward the line before MPI_Abort ends the job
     try:
         if _COMM is not None:
             _COMM.Abort(code)

@@ -127,6 +127,7 @@ class Watchdog:
             print(f"error (rank {self.rank} of {self.size}): {why}; stopping every rank (the "
                   "run directory keeps its last checkpoint: continue with --resume)",
                   file=sys.stderr, flush=True)
+            time.sleep(0.5)   # let the launcher forward the line before MPI_Abort ends the job
         else:
             time.sleep(2.0)       # the lowest survivor speaks and aborts for everyone
         try:

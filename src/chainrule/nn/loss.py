@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 import chainrule as cr
+from chainrule.compile import traceable
 from chainrule.errors import DTypeError, InvalidValueError, ShapeError
 from chainrule.ops.loss import REDUCTIONS, bce_with_logits, softmax_cross_entropy, squared_error
 from chainrule.ops.loss import binary_cross_entropy as _bce_node
@@ -37,6 +38,7 @@ def _input(op: str, x: Any, name: str = "input") -> cr.Tensor:
     return x
 
 
+@traceable  # (a check that a compiled step runs again at every replay; so below)
 def _has_nan(t: cr.Tensor) -> bool:
     return t.dtype.kind == "f" and bool(cr.get_xp(t.data).isnan(t.data).any())
 
@@ -85,6 +87,7 @@ def _rows(x: cr.Tensor) -> tuple[cr.Tensor, tuple[int, ...]]:
     return cr.permute(x, order).reshape(-1, x.shape[1]), (x.shape[0],) + tuple(x.shape[2:])
 
 
+@traceable
 def _labels(op: str, target: Any, x: cr.Tensor, sample_shape: tuple[int, ...],
             ignore_index: int) -> tuple[Any, Any]:
     """Class indices as a flat int64 backend array, validated against the logits, and the mask
@@ -201,11 +204,17 @@ def hinge_loss(input: Any, target: Any, reduction: str = "mean") -> cr.Tensor:
     reduction = _reduction("hinge_loss", reduction)
     x = _input("hinge_loss", input)
     y = _target_like("hinge_loss", target, x)
-    if not bool(((y.data == 1) | (y.data == -1)).all()):
-        bad = y.data[(y.data != 1) & (y.data != -1)]
+    _check_signs(y.data)
+    return _reduce(cr.relu(1.0 - y * x), reduction)
+
+
+@traceable
+def _check_signs(y: Any) -> None:
+    """Raise unless every label is -1 or +1 (hinge_loss)."""
+    if not bool(((y == 1) | (y == -1)).all()):
+        bad = y[(y != 1) & (y != -1)]
         raise InvalidValueError(f"hinge_loss: labels must be -1 or +1, got {_first(bad)} "
                                 "(map 0/1 labels with 2 * y - 1)")
-    return _reduce(cr.relu(1.0 - y * x), reduction)
 
 
 def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int = -100,
@@ -256,14 +265,10 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
         return _cross_entropy_probs(op, x, x2, t, sample_shape, w, ignore_index, reduction, eps)
 
     labels, ignored = _labels(op, t, x, sample_shape, ignore_index)
-    xp = cr.get_xp(labels)
     any_ignored = ignored is not None
-    safe = xp.where(ignored, 0, labels) if any_ignored else labels
-    coef = None
+    safe, coef = labels, None
     if w is not None or any_ignored:
-        coef = w.data[safe] if w is not None else xp.ones(labels.shape, dtype=x.dtype)
-        if any_ignored:
-            coef = coef * ~ignored
+        safe, coef = _label_weights(labels, ignored, None if w is None else w.data, x.dtype)
     nll = softmax_cross_entropy(x2, safe, coef, reduction)
     if eps > 0:
         logp = cr.log_softmax(x2, axis=1)
@@ -272,7 +277,7 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
         if any_ignored:
             smooth = smooth * cr.tensor(~ignored, dtype=x.dtype, device=x.device)
         if reduction == "mean":
-            denom = float(coef.sum()) if coef is not None else labels.shape[0]
+            denom = _total_weight(coef) if coef is not None else labels.shape[0]
             smooth = smooth.sum() / denom if denom else smooth.sum() * math.nan
         elif reduction == "sum":
             smooth = smooth.sum()
@@ -280,6 +285,25 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     return nll.reshape(sample_shape) if reduction == "none" else nll
 
 
+@traceable
+def _label_weights(labels: Any, ignored: Any, w: Any, dtype: Any) -> tuple[Any, Any]:
+    """The labels with the ignored ones replaced by class 0, and each row's weight: its class's
+    weight (``w``, or 1 when None), 0 where the label is ignored (``ignored``: a mask or None)."""
+    xp = cr.get_xp(labels)
+    safe = xp.where(ignored, 0, labels) if ignored is not None else labels
+    coef = w[safe] if w is not None else xp.ones(labels.shape, dtype=dtype)
+    if ignored is not None:
+        coef = coef * ~ignored
+    return safe, coef
+
+
+@traceable
+def _total_weight(coef: Any) -> float:
+    """sum_n w_n, the denominator of a weighted mean, as a Python float."""
+    return float(coef.sum())
+
+
+@traceable
 def _plain_labels(x: Any, target: Any, ignore_index: int) -> Any:
     """The common case of ``cross_entropy`` settled in one go: NumPy logits (N, C), N >= 1, and
     integer labels (N,) (an array or a tensor's), every label a class and ``ignore_index`` none
@@ -356,17 +380,14 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
     x2, sample_shape = _rows(x)
     labels, ignored = _labels(op, target, x, sample_shape, ignore_index)
     xp = cr.get_xp(labels)
-    safe = xp.where(ignored, 0, labels) if ignored is not None else labels
-    coef = w.data[safe] if w is not None else xp.ones(labels.shape, dtype=x.dtype)
-    if ignored is not None:
-        coef = coef * ~ignored
+    safe, coef = _label_weights(labels, ignored, None if w is None else w.data, x.dtype)
     picked = x2[xp.arange(labels.shape[0]), safe]
     loss = -(picked * cr.tensor(coef, device=x.device))
     if reduction == "none":
         return loss.reshape(sample_shape)
     if reduction == "sum":
         return loss.sum()
-    denom = float(coef.sum())
+    denom = _total_weight(coef)
     return loss.sum() / denom if denom else loss.sum() * math.nan
 
 
@@ -427,13 +448,19 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None,
     reduction = _reduction(op, reduction)
     p = _input(op, input)
     y = _target_like(op, target, p)
-    if not bool(((p.data >= 0) & (p.data <= 1)).all()):
-        raise InvalidValueError(f"{op}: the input must hold probabilities in [0, 1], got "
-                                f"{_first(p.data[~((p.data >= 0) & (p.data <= 1))])}")
+    _check_probabilities(op, p.data)
     loss = _bce_node(p, y)
     if weight is not None:
         loss = loss * _broadcast_weight(op, "weight", weight, p)
     return _reduce(loss, reduction)
+
+
+@traceable
+def _check_probabilities(op: str, p: Any) -> None:
+    """Raise unless every entry of ``p`` lies in [0, 1] (binary_cross_entropy)."""
+    if not bool(((p >= 0) & (p <= 1)).all()):
+        raise InvalidValueError(f"{op}: the input must hold probabilities in [0, 1], got "
+                                f"{_first(p[~((p >= 0) & (p <= 1))])}")
 
 
 # --------------------------------------------------------------------------- modules

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import chainrule as cr
+from chainrule.compile import _hooks
 from chainrule.errors import DTypeError, InvalidValueError, ShapeError
 
 LAYERS: dict[str, type] = {}
@@ -256,6 +257,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # cr.compile is tracing: ``training`` is a guard
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.module_called(self)
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------ traversal
@@ -349,6 +353,9 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all parameters (to None, or to zeros in place)."""
+        # cr.compile is tracing: record the reset
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.zero_grad(list(self.parameters()), set_to_none, "module")
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import get_xp
+from ..compile import _hooks
 from ._flat import flat_step
 from .optimizer import Optimizer, check_betas, check_bool, check_real, decayed_grad
 
@@ -68,6 +69,9 @@ class Adam(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adam update of every parameter that has a gradient (see the class docstring)."""
+        # cr.compile is tracing: record the update
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.optimizer_step(self, closure, Adam.step)
         loss = self._evaluate(closure)
         for group in self.param_groups:
             _adam_group_step(self, group, decoupled=False)
@@ -127,6 +131,9 @@ class AdamW(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One AdamW update of every parameter that has a gradient (see the class docstring)."""
+        # cr.compile is tracing: record the update
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.optimizer_step(self, closure, AdamW.step)
         loss = self._evaluate(closure)
         for group in self.param_groups:
             _adam_group_step(self, group, decoupled=True)

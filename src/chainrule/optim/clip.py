@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..backend import get_xp
+from ..compile import _hooks
 from ..errors import InvalidValueError
 from ..tensor import Tensor
 from .optimizer import check_real
@@ -56,6 +57,10 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     Returns:
         :math:`N`, the norm before clipping, as a 0-d tensor (``.item()`` for a float).
     """
+    # cr.compile is tracing: the clipping is an op of the step
+    if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+        return _tr.clip("clip_norm", clip_grad_norm_, parameters,
+                                  (max_norm, norm_type, error_if_nonfinite))
     max_norm = check_real("max_norm", max_norm)
     norm_type = float(norm_type)
     if not norm_type > 0.0:
@@ -85,6 +90,9 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -
         parameters: a tensor or an iterable of tensors; those whose ``grad`` is None are skipped.
         clip_value: :math:`c \ge 0`.
     """
+    # cr.compile is tracing: the clipping is an op of the step
+    if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+        return _tr.clip("clip_value", clip_grad_value_, parameters, (clip_value,))
     c = check_real("clip_value", clip_value)
     for g in _grads(parameters):
         get_xp(g).clip(g, -c, c, out=g)

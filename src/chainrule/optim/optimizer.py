@@ -24,6 +24,7 @@ from typing import Any
 
 from ..autograd import enable_grad
 from ..backend import device_of, get_xp, move_to
+from ..compile import _hooks
 from ..errors import InvalidValueError, ShapeError
 from ..tensor import Tensor
 from ._flat import FlatCache
@@ -204,6 +205,10 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient: to None (the default, frees the memory), or to zeros
         in place when ``set_to_none=False``."""
+        # cr.compile is tracing: record the reset
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            _tr.zero_grad([p for g in self.param_groups for p in g["params"]],
+                                    set_to_none, "optimizer")
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:

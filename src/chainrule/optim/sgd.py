@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import get_xp
+from ..compile import _hooks
 from ..errors import InvalidValueError
 from ._flat import flat_step
 from .optimizer import Optimizer, check_bool, check_real, decayed_grad
@@ -66,6 +67,9 @@ class SGD(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient (see the class docstring)."""
+        # cr.compile is tracing: record the update
+        if _hooks.TRACER is not None and (_tr := _hooks.active()) is not None:
+            return _tr.optimizer_step(self, closure, SGD.step)
         loss = self._evaluate(closure)
         for group in self.param_groups:
             lr = float(group["lr"])

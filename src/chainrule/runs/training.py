@@ -278,7 +278,8 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
               overwrite: bool = False, progress: str = "auto", plots: bool = True,
               memory_budget: int | None = None, distributed: bool = False,
               data: Prepared | None = None,
-              echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+              echo: Callable[[str], None] | None = None,
+              compile: bool = True) -> dict[str, Any]:  # noqa: A002 - Trainer's option
     """Train as ``chainrule train`` does and fill the run directory; returns the summary.
 
     Everything that can be checked is checked before the directory is touched: options, data,
@@ -288,6 +289,9 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
     batch, each of the N ranks computes on batch_size / N rows of it, the gradients are averaged
     with one allreduce per step, and only rank 0 writes the run directory; N ranks end with the
     parameters one process would have.
+
+    ``compile``: replay the training step with ``cr.compile`` (``Trainer(compile=...)``; the
+    same numbers as eagerly).
     """
     import chainrule as cr
 
@@ -358,7 +362,7 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
                       checkpoint_every=config.checkpoint_every,
                       progress=progress if main else "none",
                       divergence_factor=DIVERGENCE_FACTOR if config.divergence_check else None,
-                      **sync)
+                      compile=compile, **sync)
     try:
         if resume:
             trainer.load_checkpoint(work / CHECKPOINT_NAME, train_loader)

@@ -309,9 +309,14 @@ class BaseMLP(BaseEstimator):
         Tensor = cr.Tensor
         dtype = weights.data.dtype
         direct = None
-        if getattr(X, "dtype", None) == dtype:
+        compiled = None
+        if (getattr(self, "compile", True) and sw is None and segments is None and not sparse
+                and getattr(X, "dtype", None) == dtype):
+            compiled = self._compiled_step(optimizer)
+        elif getattr(X, "dtype", None) == dtype:
             direct = direct_step(net, self._head, device, segments, dtype)
         views = flat.grad_views(direct.params) if direct is not None else None
+        xp = cr.get_xp(weights.data)
 
         def step(idx: Any) -> float:
             xb = X[idx] if gather is None or type(idx) is slice else gather(idx, axis=0)
@@ -324,6 +329,17 @@ class BaseMLP(BaseEstimator):
                     return 0.0
             else:
                 total = float(xb.shape[0])
+            if compiled is not None:  # the step under cr.compile: same bits, replayed
+                pen = decay = 0.0
+                if penalty:  # (the penalty's value from the weights before the update)
+                    w = weights.data
+                    pen = half_alpha * float(w @ w) / total
+                    decay = alpha / total
+                x = xb if on_cpu else move_to(xb, device)
+                value = compiled(x, T[idx], xp.asarray(decay, dtype=dtype)).data.item()
+                if const is not None:
+                    value += float(np.average(const[idx], weights=wb))
+                return value + pen if penalty else value
             if direct is not None:  # the same step without the graph (``_direct``): same bits
                 loss, grads = direct(xb, T[idx], wb)
                 value = loss.item()
@@ -348,6 +364,31 @@ class BaseMLP(BaseEstimator):
             optimizer.step()
             return value
 
+        return step
+
+    def _compiled_step(self, optimizer: Any) -> Any:
+        """The training step of ``_make_step`` under ``cr.compile``: ``step(x, t, decay)`` for
+        a batch's rows ``x`` (on the network's device), its encoded targets ``t`` and the L2
+        penalty's coefficient as a 0-d array of the parameters' dtype (``alpha / n``; 0
+        without penalty), returning the batch loss (a 0-d tensor). Kept across fits of the same
+        network, head and optimizer (``partial_fit`` calls replay the same plan)."""
+        net, head, flat = self.network_, self._head, self._flat
+        key = (net, type(head), flat, optimizer)
+        kept = self.__dict__.get("_compiled")
+        if kept is not None and all(a is b for a, b in zip(kept[0], key)):
+            return kept[1]  # (a head of the same type computes the same loss)
+        Tensor = cr.Tensor
+
+        def fit_step(x: Any, t: Any, decay: Any) -> Any:
+            net.zero_grad()
+            loss = head.loss(net(Tensor(x)), t, None)
+            loss.backward()
+            flat.gather_grads(decay)
+            optimizer.step()
+            return loss
+
+        step = cr.compile(fit_step)
+        self.__dict__["_compiled"] = (key, step)
         return step
 
     def _match_stopping_state(self) -> None:
@@ -468,6 +509,7 @@ class BaseMLP(BaseEstimator):
                                  "state": {k: to_numpy(v.data).copy()
                                            for k, v in net.state_dict().items()}}
         state.pop("_flat", None)  # rebuilt with the optimizer
+        state.pop("_compiled", None)  # a traced step: made again at the next fit
         opt = state.pop("_optimizer", None)
         if opt is not None:
             sd = opt.state_dict()

@@ -29,6 +29,12 @@ from about 2.24 to 2.08 million instructions (callgrind), and the float32 fit we
 2.80x the speed of scikit-learn's default (float64) fit (``benchmarks/sklearn_digits.py``).
 
 Everything else (dropout, ``checkpoint_segments``, a GPU, a frozen layer) takes the graph.
+
+With ``compile=True`` (the estimators' default) an unweighted fit replays its step with
+``cr.compile`` instead (``BaseMLP._compiled_step``: the same numbers again, without this module's
+per-step allocations); this step remains for fits with sample or class weights (whose loss
+factor a_K / sum_i w_i changes from batch to batch, which a plan would bake in) and for
+``compile=False``.
 """
 
 from __future__ import annotations

@@ -80,6 +80,10 @@ _COMMON_PARAMS = """
         forward pass; identical gradients).
     device : str, default="cpu"
         ``"cpu"``, or ``"cuda"``/``"cuda:N"`` (needs CuPy).
+    compile : bool, default=True
+        Replay the training step with ``chainrule.compile`` (traced once per batch size;
+        the same fitted values bit for bit, faster). Fits with sample or class weights, or with
+        ``checkpoint_segments``, run the step eagerly whatever this says.
 """
 
 _COMMON_ATTRIBUTES = """
@@ -161,7 +165,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                  output_activation: str | None = None, dropout: float = 0.0,
                  class_weight: Any = None, validation_metric: str | None = None,
                  dtype: Any = None, checkpoint_segments: int | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", compile: bool = True) -> None:  # noqa: A002
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -192,6 +196,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self.dtype = dtype
         self.checkpoint_segments = checkpoint_segments
         self.device = device
+        self.compile = compile
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
@@ -385,7 +390,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
                  epsilon: float = 1e-8, n_iter_no_change: Any = 10,
                  loss: str = "squared_error", output_activation: str | None = None,
                  dropout: float = 0.0, validation_metric: str | None = None, dtype: Any = None,
-                 checkpoint_segments: int | None = None, device: str = "cpu") -> None:
+                 checkpoint_segments: int | None = None, device: str = "cpu",
+                 compile: bool = True) -> None:  # noqa: A002
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -415,6 +421,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self.dtype = dtype
         self.checkpoint_segments = checkpoint_segments
         self.device = device
+        self.compile = compile
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """Fit the network to X (n_samples, n_features) and targets y (n_samples,) or

@@ -7,6 +7,7 @@ from typing import Any
 
 import chainrule as cr
 from chainrule.backend import get_xp
+from chainrule.compile import traceable
 from chainrule.nn.module import flatten_parameters
 
 
@@ -141,11 +142,14 @@ class FlatParams:
             self._grad_views = tuple(views)
             self._scratch = None
 
-    def gather_grads(self, decay: float = 0.0, grads: tuple[Any, ...] | None = None,
-                     views: tuple[Any, ...] | None = None) -> None:
+    @traceable  # (a compiled step replays it: it reads the layers' .grad, writes the buffer)
+    def gather_grads(self, decay: Any = 0.0, grads: tuple[Any, ...] | None = None,
+                     views: tuple[Any, ...] | None = None) -> tuple[Any, Any, Any]:
         """Copy the layers' gradients into the gradient buffer (zeros where a layer has none);
-        with ``decay`` > 0, add ``decay * W`` to the weights' part; then hand the buffer (or its
-        two parts) to the flat parameters as their ``grad``. With ``grads`` and ``views`` (from
+        with ``decay`` > 0, add ``decay * W`` to the weights' part (``decay``: a Python float,
+        or a 0-d array of the parameters' dtype, which rounds it the same way); then hand the
+        buffer (or its two parts) to the flat parameters as their ``grad``, and return those
+        three gradients. With ``grads`` and ``views`` (from
         :meth:`grad_views`), those arrays are copied instead of the layers' ``.grad`` (the
         graph-free step of ``_direct``)."""
         self._ensure_buffer()
@@ -169,6 +173,7 @@ class FlatParams:
         self.all.grad = buf
         self.weights.grad = buf[:nw]
         self.biases.grad = buf[nw:]
+        return self.all.grad, self.weights.grad, self.biases.grad  # (what a trace follows)
 
 
 __all__ = ["FlatParams", "make_optimizer"]

@@ -113,6 +113,8 @@ def check_common(est: Any) -> None:
         normalize_device(est.device)
     except ValueError:
         fail(est, "device", "'cpu', 'cuda' or 'cuda:N'")
+    if not isinstance(getattr(est, "compile", True), bool):
+        fail(est, "compile", "True or False")
 
 
 def compute_dtype(est: Any, X_dtype: Any) -> np.dtype:
