@@ -375,6 +375,8 @@ def test_page_code_runs_and_prints_what_the_page_says(page, tmp_path):
     blocks = page_blocks(page)
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", NO_COLOR="1", COLUMNS="100",
                PYTHONUNBUFFERED="1")
+    # the chainrule command of this interpreter's environment, even when it is not activated
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     proc = subprocess.run([sys.executable, "-c", RUNNER], cwd=tmp_path, capture_output=True,
                           text=True, env=env, timeout=300,
                           input=json.dumps([[kind, code] for kind, code, _ in blocks]))
