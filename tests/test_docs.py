@@ -373,8 +373,13 @@ def test_the_tutorial_and_the_guides_have_code_that_runs():
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_code_runs_and_prints_what_the_page_says(page, tmp_path):
     blocks = page_blocks(page)
+    # one BLAS thread: the same sums in the same order on any machine, and no threads spinning
+    # against the other tests on a loaded CI machine
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", NO_COLOR="1", COLUMNS="100",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               MKL_NUM_THREADS="1")
+    # the chainrule command of this interpreter's environment, even when it is not activated
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     proc = subprocess.run([sys.executable, "-c", RUNNER], cwd=tmp_path, capture_output=True,
                           text=True, env=env, timeout=300,
                           input=json.dumps([[kind, code] for kind, code, _ in blocks]))

@@ -494,8 +494,8 @@ class Tensor:
         return _ops.abs(self)
 
     def tanh(self) -> Tensor:
-        """tanh(x) elementwise (:func:`chainrule.tanh`), the lecture's theta; dx = g (1 - tanh(x)^2).
-        """
+        """tanh(x) elementwise (:func:`chainrule.tanh`), the lecture's theta;
+        dx = g (1 - tanh(x)^2)."""
         return _ops.tanh(self)
 
     def sigmoid(self) -> Tensor:

@@ -265,12 +265,14 @@ class Softplus(_Activation):
         return softplus(x, self.beta, self.threshold)
 
     def config(self) -> dict[str, Any]:
-        """The keyword arguments that rebuild this layer (``beta``, ``threshold``), JSON-serialisable.
+        """The keyword arguments that rebuild this layer (``beta``, ``threshold``),
+        JSON-serialisable.
         """
         return {"beta": self.beta, "threshold": self.threshold}
 
     def extra_repr(self) -> str:
-        """``beta=..., threshold=...``: the constructor arguments shown inside this layer's ``repr``.
+        """``beta=..., threshold=...``: the constructor arguments shown inside this layer's
+        ``repr``.
         """
         return f"beta={self.beta}, threshold={self.threshold}"
 

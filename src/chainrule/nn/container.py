@@ -331,8 +331,8 @@ class MLP(Sequential):
 
     def config(self) -> dict[str, Any]:
         """The constructor's arguments (``sizes``, ``activation``, ``output_activation``,
-        ``bias``, ``dropout``, ``dtype``, ``init`` and, when set, ``checkpoint_segments``): an MLP is
-        rebuilt from these alone.
+        ``bias``, ``dropout``, ``dtype``, ``init`` and, when set, ``checkpoint_segments``): an
+        MLP is rebuilt from these alone.
         """
         cfg = {"sizes": list(self.sizes), "activation": self.activation,
                "output_activation": self.output_activation, "bias": self.bias,

@@ -96,13 +96,15 @@ class Linear(Module):
         return cr.linear(x, self.weight, self.bias)
 
     def config(self) -> dict[str, Any]:
-        """The keyword arguments that rebuild this layer (``in_features``, ``out_features``, ``bias``, ``dtype``), JSON-serialisable.
+        """The keyword arguments that rebuild this layer (``in_features``, ``out_features``,
+        ``bias``, ``dtype``), JSON-serialisable.
         """
         return {"in_features": self.in_features, "out_features": self.out_features,
                 "bias": self.bias is not None, "dtype": str(self.weight.dtype)}
 
     def extra_repr(self) -> str:
-        """``in_features=..., out_features=..., bias=...``: the constructor arguments shown inside this layer's ``repr``.
+        """``in_features=..., out_features=..., bias=...``: the constructor arguments shown inside
+        this layer's ``repr``.
         """
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
@@ -134,12 +136,14 @@ class Flatten(Module):
         return cr.flatten(x, self.start_dim, self.end_dim)
 
     def config(self) -> dict[str, Any]:
-        """The keyword arguments that rebuild this layer (``start_dim``, ``end_dim``), JSON-serialisable.
+        """The keyword arguments that rebuild this layer (``start_dim``, ``end_dim``),
+        JSON-serialisable.
         """
         return {"start_dim": self.start_dim, "end_dim": self.end_dim}
 
     def extra_repr(self) -> str:
-        """``start_dim=..., end_dim=...``: the constructor arguments shown inside this layer's ``repr``.
+        """``start_dim=..., end_dim=...``: the constructor arguments shown inside this layer's
+        ``repr``.
         """
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 

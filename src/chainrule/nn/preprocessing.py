@@ -87,12 +87,14 @@ class Standardize(Module):
         return out.astype(self.dtype)
 
     def config(self) -> dict[str, Any]:
-        """The keyword arguments that rebuild this layer (``num_features``, ``dtype``), JSON-serialisable.
+        """The keyword arguments that rebuild this layer (``num_features``, ``dtype``),
+        JSON-serialisable.
         """
         return {"num_features": self.num_features, "dtype": str(self.dtype)}
 
     def extra_repr(self) -> str:
-        """``num_features=..., dtype=...``: the constructor arguments shown inside this layer's ``repr``.
+        """``num_features=..., dtype=...``: the constructor arguments shown inside this layer's
+        ``repr``.
         """
         return f"num_features={self.num_features}, dtype={self.dtype}"
 
@@ -138,7 +140,8 @@ class Impute(Module):
         return cr.where(missing, fill, t).astype(self.dtype)
 
     def config(self) -> dict[str, Any]:
-        """The keyword arguments that rebuild this layer (``num_features``, ``dtype``), JSON-serialisable.
+        """The keyword arguments that rebuild this layer (``num_features``, ``dtype``),
+        JSON-serialisable.
         """
         return {"num_features": self.num_features, "dtype": str(self.dtype)}
 
@@ -213,13 +216,15 @@ class OneHot(Module):
         return cr.concat(pieces, axis=1).astype(self.dtype)
 
     def config(self) -> dict[str, Any]:
-        """The keyword arguments that rebuild this layer (``num_features``, ``columns``, ``categories``, ``dtype``), JSON-serialisable.
+        """The keyword arguments that rebuild this layer (``num_features``, ``columns``,
+        ``categories``, ``dtype``), JSON-serialisable.
         """
         return {"num_features": self.num_features, "columns": list(self.columns),
                 "categories": list(self.categories), "dtype": str(self.dtype)}
 
     def extra_repr(self) -> str:
-        """``num_features=..., columns=...``: the constructor arguments shown inside this layer's ``repr``.
+        """``num_features=..., columns=...``: the constructor arguments shown inside this layer's
+        ``repr``.
         """
         return f"num_features={self.num_features}, columns={self.columns}"
 
