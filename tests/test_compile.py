@@ -607,3 +607,11 @@ def test_optimizer_state_dict_reload_retraces(opt):
 
     f = run_pair(make, F.cross_entropy, batches, extra=reload)
     assert f.stats["retraces"] == 1 and f.stats["traces"] == 2
+
+
+def test_checkpointed_network():
+    """nn.MLP(checkpoint_segments=2): the checkpoint primitive replays through its own
+    forward and VJP (which recompute a segment): the same numbers."""
+    batches = _batches(6, 3, "float32")
+    run_pair(_mlp([6, 8, 8, 8, 3], "tanh", "float32", OPTIMIZERS["adam"],
+                  checkpoint_segments=2), F.cross_entropy, batches)

@@ -140,3 +140,22 @@ def test_trainer_on_fake_gpu_compiles():
             fits.append(model)
         for p, q in zip(fits[0].parameters(), fits[1].parameters()):
             assert np.array_equal(p.data.view(np.ndarray), q.data.view(np.ndarray))
+
+
+def test_the_gpu_check_script_runs(tmp_path, monkeypatch):
+    """benchmarks/compile_gpu.py end to end on the stand-in (its numbers mean nothing here)."""
+    import json
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), "benchmarks"))
+    import compile_gpu
+
+    with fake_cupy.installed() as cp:
+        monkeypatch.setitem(sys.modules, "cupy", cp)
+        monkeypatch.setattr(compile_gpu, "BATCHES", (64,))
+        monkeypatch.setattr(compile_gpu, "SIZES", (20, 16, 8, 4))
+        out = tmp_path / "gpu.json"
+        assert compile_gpu.main(["--out", str(out), "--quick"]) == 0
+    report = json.loads(out.read_text())
+    assert all(r["identical_parameters"] and r["cuda_graph"] for r in report["identity"])
+    assert report["speed"][0]["chainrule_compiled"]["cuda_graph"] is True
