@@ -67,7 +67,7 @@ def _train(cp, opt_fn, compiled, act="relu", dtype="float32", sched=False, clip=
 
 
 def _compare(a, b):
-    (m1, o1, l1, _), (m2, o2, l2, _) = a, b
+    (m1, _o1, l1, _), (m2, _o2, l2, _) = a, b
     for x, y in zip(l1, l2):
         assert np.array_equal(x, y)
     for p, q in zip(m1.parameters(), m2.parameters()):

@@ -443,7 +443,6 @@ class _Graph:
               grads: dict[int, tuple[Any, str]], scalars: list[tuple[str, Any, str]]) -> Any:
         from ..optim import SGD
         from .api import CompileWarning
-        from .plan import Plan
 
         cp, tr = self.cp, self.tr
         host.ns.update(_math=math, _copyto=cp.copyto, _np=np)
@@ -466,8 +465,9 @@ class _Graph:
         # (zero_grad's p.grad = None: the gradient buffers below replace them: only the end
         # of the step is seen)
         lines = host.lines
-        lines.append(f"_copyto({host.name(X, 'XS')}, {'a%d.data' % xarg if b.arg_is_tensor[xarg] else 'a%d' % xarg})")
-        lines.append(f"_copyto({host.name(Y, 'YS')}, {'a%d.data' % yarg if b.arg_is_tensor[yarg] else 'a%d' % yarg})")
+        for static, arg in ((X, xarg), (Y, yarg)):  # the batch into the captured inputs
+            src = f"a{arg}.data" if b.arg_is_tensor[arg] else f"a{arg}"
+            lines.append(f"_copyto({host.name(static, 'XS')}, {src})")
         # the step's scalars, uploaded in one copy per dtype
         by_dtype: dict[Any, list[tuple[str, str]]] = {}
         for expr, dt, name in scalars:

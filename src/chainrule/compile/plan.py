@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import autograd
 from ..autograd import _array, _conform
 from ..tensor import Tensor, _to_array
 from .codegen import CodeGen
