@@ -150,8 +150,7 @@ def test_the_gpu_check_script_runs(tmp_path, monkeypatch):
         __file__))), "benchmarks"))
     import compile_gpu
 
-    with fake_cupy.installed() as cp:
-        monkeypatch.setitem(sys.modules, "cupy", cp)
+    with fake_cupy.installed():  # (it puts itself in sys.modules, and takes itself out)
         monkeypatch.setattr(compile_gpu, "BATCHES", (64,))
         monkeypatch.setattr(compile_gpu, "SIZES", (20, 16, 8, 4))
         out = tmp_path / "gpu.json"
