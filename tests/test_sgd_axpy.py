@@ -1,0 +1,259 @@
+"""SGD's update rounded once: optim._axpy against exact rational arithmetic, its BLAS witness,
+the compiled loops, and PyTorch's SGD step."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule.optim import _axpy
+
+FLOATS = [np.float16, np.float32, np.float64]
+UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def exact_fma(alpha, x, y):
+    """fl(y + alpha x) element by element: the exact rational rounded to the nearest number of
+    the dtype, ties to the even one; IEEE's rules for infinities and NaN."""
+    dt = y.dtype
+    a = dt.type(alpha)
+    out = np.empty_like(y)
+    for i in range(y.size):
+        xi, yi = x.flat[i], y.flat[i]
+        if not (np.isfinite(a) and np.isfinite(xi) and np.isfinite(yi)):
+            with np.errstate(all="ignore"):
+                v = yi + np.float64(a) * np.float64(xi)  # (no finite product overflows here)
+            out.flat[i] = yi if (np.isinf(yi) and np.isfinite(xi) and np.isfinite(a)) else v
+            continue
+        q = Fraction(float(yi)) + Fraction(float(a)) * Fraction(float(xi))
+        if q == 0:  # +0, but -0 + -0 (a zero product's sign: the factors' signs)
+            product_zero = a == 0 or xi == 0
+            minus = np.signbit(yi) and product_zero and (np.signbit(a) != np.signbit(xi))
+            out.flat[i] = dt.type(-0.0) if minus else dt.type(0.0)
+            continue
+        out.flat[i] = nearest(q, dt)
+    return out
+
+
+def nearest(q, dt):
+    """The nearest number of dt to the nonzero rational q, ties to even."""
+    with np.errstate(over="ignore"):
+        try:
+            guess = dt.type(q.numerator / q.denominator)
+        except OverflowError:
+            guess = dt.type(np.inf if q > 0 else -np.inf)
+        cands = [guess, np.nextafter(guess, dt.type(np.inf)),
+                 np.nextafter(guess, dt.type(-np.inf))]
+    finite = [c for c in cands if np.isfinite(c)]
+    best = min(finite, key=lambda c: (abs(Fraction(float(c)) - q),
+                                      int(np.array(c).view(UINT[dt.itemsize])) & 1))
+    # past the largest finite number by half an ulp or more: an infinity
+    big = np.finfo(dt).max
+    half_ulp = Fraction(float(big)) - Fraction(float(np.nextafter(big, dt.type(0))))
+    if abs(q) >= Fraction(float(big)) + half_ulp / 2:
+        return dt.type(np.inf if q > 0 else -np.inf)
+    return best
+
+
+def same_bits(a, b):
+    return np.array_equal(a.view(UINT[a.dtype.itemsize]), b.view(UINT[b.dtype.itemsize]))
+
+
+def spread(rng, n, dt):
+    """Values of both signs over nine decades, some zeros of both signs."""
+    v = rng.standard_normal(n) * 10.0 ** rng.integers(-4, 5, n)
+    v[rng.random(n) < 0.05] = 0.0
+    v[rng.random(n) < 0.03] = -0.0
+    return v.astype(dt) if dt != np.float16 else np.clip(v, -6e4, 6e4).astype(dt)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", [1, 7, 255, 256, 1000, 20011])
+def test_axpy_rounds_once_like_exact_arithmetic(dtype, n):
+    rng = np.random.default_rng(n)
+    dt = np.dtype(dtype)
+    x, y = spread(rng, n, dt), spread(rng, n, dt)
+    for alpha in (-0.0123, 0.7731, -3e-5):
+        want = exact_fma(alpha, x, y)
+        got = y.copy()
+        _axpy.axpy(alpha, x, got)
+        assert same_bits(got, want), (dtype, n, alpha)
+        emulated = y.copy()
+        _axpy._emulated(dt.type(alpha), x, emulated)
+        assert same_bits(emulated, want)
+    if n >= 255:  # and NumPy's two roundings are not that (the test can tell them apart)
+        assert not same_bits((y + dt.type(-0.0123) * x).astype(dt), exact_fma(-0.0123, x, y))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_axpy_edge_values(dtype):
+    dt = np.dtype(dtype)
+    fi = np.finfo(dt)
+    vals = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, float(fi.max),
+                     -float(fi.max), float(fi.tiny), float(fi.smallest_subnormal), 3.0, -2.5],
+                    dtype=dt)
+    x = np.repeat(vals, vals.size)
+    y = np.tile(vals, vals.size)
+    for alpha in (-0.01, 2.0, -0.0, 0.0, float(fi.max), float(fi.smallest_subnormal)):
+        want = exact_fma(alpha, x, y)
+        got = y.copy()
+        with np.errstate(all="ignore"):
+            _axpy.axpy(alpha, x, got)
+        nan = np.isnan(want)
+        assert np.array_equal(np.isnan(got), nan), (dtype, alpha)
+        assert same_bits(got[~nan], want[~nan]), (dtype, alpha)
+
+
+def test_float64_outside_dekkers_range_is_still_exact():
+    # products below 2^-960 and operands beyond 2^990 go to exact rationals
+    x = np.array([1e-300, 3e-200, 1e300, -1.7e308, 5e-324, 2.0 ** 995], np.float64)
+    y = np.array([1e-310, -2e-300, 1e308, 1e308, 0.0, -(2.0 ** 996)], np.float64)
+    for alpha in (1e-10, -3.3, 1e-300, 2.0 ** 990):
+        want = exact_fma(alpha, x, y)
+        got = y.copy()
+        with np.errstate(all="ignore"):
+            _axpy.axpy(alpha, x, got)
+        assert same_bits(got, want), alpha
+
+
+def test_strided_and_2d_arrays():
+    rng = np.random.default_rng(3)
+    x = spread(rng, 4000, np.dtype(np.float32)).reshape(40, 100)
+    y = spread(rng, 4000, np.dtype(np.float32)).reshape(40, 100)
+    want = exact_fma(-0.05, x, y)
+    got = y.copy()
+    _axpy.axpy(-0.05, x, got)  # 2-D, contiguous
+    assert same_bits(got, want)
+    yt = np.asfortranarray(y)
+    _axpy.axpy(-0.05, np.asfortranarray(x), yt)  # strided: the emulation
+    assert same_bits(np.ascontiguousarray(yt), want)
+
+
+def test_bad_operands_are_named():
+    with pytest.raises(ValueError, match="does not match"):
+        _axpy.axpy(1.0, np.zeros(3, np.float32), np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="does not match"):
+        _axpy.axpy(1.0, np.zeros(3, np.float64), np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match="floating-point"):
+        _axpy.axpy(1.0, np.zeros(3, np.int32), np.zeros(3, np.int32))
+
+
+class _TwoRoundingBlas:
+    """A stand-in BLAS whose axpy rounds the product, then the sum (no FMA)."""
+
+    def __init__(self, dt, threads=1):
+        self.dt, self.n_threads, self.calls = dt, threads, 0
+
+    def threads(self):
+        return self.n_threads
+
+    def axpy(self, n, alpha, px, incx, py, incy):
+        import ctypes
+        self.calls += 1
+        size = n * self.dt.itemsize
+        x = np.frombuffer((ctypes.c_char * size).from_address(px), self.dt)
+        y = np.frombuffer((ctypes.c_char * size).from_address(py), self.dt)
+        y[...] = y + self.dt.type(alpha) * x
+
+
+def test_a_blas_that_rounds_twice_fails_the_witness_and_is_not_used(monkeypatch):
+    dt = np.dtype(np.float32)
+    fake = _TwoRoundingBlas(dt)
+    assert not _axpy._witness(fake, dt, 4096)
+    fake.calls = 0
+    monkeypatch.setitem(_axpy._LIBS, dt, fake)
+    monkeypatch.setattr(_axpy, "_CHECKED", {})
+    rng = np.random.default_rng(4)
+    x, y = spread(rng, 5000, dt), spread(rng, 5000, dt)
+    want = exact_fma(-0.01, x, y)
+    got = y.copy()
+    _axpy.axpy(-0.01, x, got)
+    assert same_bits(got, want)
+    assert fake.calls == 1  # the witness only
+    got = y.copy()
+    _axpy.bind(x, got)(-0.01)
+    assert same_bits(got, want) and fake.calls == 1
+
+
+def test_the_real_blas_passes_its_witness_or_is_left_alone():
+    # on this machine's NumPy wheel (OpenBLAS) the prefix goes through BLAS; either way the
+    # result is the exact rounding (test above); here: the prefix is what _prefix says
+    dt = np.dtype(np.float32)
+    x, y = np.ones(235146, dt), np.ones(235146, dt)
+    lib, n1 = _axpy._blas_prefix(x, y, dt.type(-0.01))
+    if lib is None:
+        assert _axpy._find_blas(dt) is None or not _axpy._CHECKED.get(
+            (dt, _axpy._prefix(235146, _axpy._find_blas(dt).threads()),
+             _axpy._find_blas(dt).threads()), True)
+    else:
+        threads = lib.threads()
+        assert n1 == 235146 - 235146 % (128 * threads) and n1 % (128 * threads) == 0
+
+
+def test_bind_follows_a_change_of_blas_threads(monkeypatch):
+    dt = np.dtype(np.float64)
+    lib = _axpy._find_blas(dt)
+    if lib is None:
+        pytest.skip("no OpenBLAS in this NumPy: bind has no prefix to recompute")
+    rng = np.random.default_rng(5)
+    x, y = spread(rng, 30011, dt), spread(rng, 30011, dt)
+    got = y.copy()
+    update = _axpy.bind(x, got)
+    real = lib.threads()
+    monkeypatch.setattr(lib, "threads", lambda: real + 1)  # another thread count: re-planned
+    update(-0.25)
+    assert same_bits(got, exact_fma(-0.25, x, y))
+
+
+def test_fused_loops_round_once():
+    fused = pytest.importorskip("chainrule.compile.fused")
+    if not fused.AVAILABLE:
+        pytest.skip("Numba is not installed (the extra chainrule[fast])")
+    rng = np.random.default_rng(6)
+    for dt in (np.dtype(np.float32), np.dtype(np.float64)):
+        x, y = spread(rng, 777, dt), spread(rng, 777, dt)
+        got = y.copy()
+        fused.get("axpy")(x, got, dt.type(-0.3))
+        assert same_bits(got, exact_fma(-0.3, x, y))
+        W = spread(rng, 12 * 9, dt).reshape(12, 9)
+        d, xv = spread(rng, 12, dt), spread(rng, 9, dt)
+        G = np.empty_like(W)
+        W2 = W.copy()
+        fused.get("outer_sgd")(W2, G, d, xv, dt.type(0.02), dt.type(0))
+        assert np.array_equal(G, np.outer(d, xv) + dt.type(0))
+        assert same_bits(W2, exact_fma(-dt.type(0.02), G, W))
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_step_is_bitwise_pytorchs(momentum):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    shapes = [(256, 784), (256,), (10, 256), (10,)]
+    params = [rng.standard_normal(s).astype(np.float32) * 0.05 for s in shapes]
+    grads = [[(rng.standard_normal(s) * 10.0 ** rng.integers(-3, 1)).astype(np.float32)
+              for s in shapes] for _ in range(3)]
+    ours = [cr.tensor(p.copy(), requires_grad=True) for p in params]
+    theirs = [torch.tensor(p.copy(), requires_grad=True) for p in params]
+    opt = cr.optim.SGD(ours, lr=0.0173, momentum=momentum)
+    topt = torch.optim.SGD(theirs, lr=0.0173, momentum=momentum)
+    for step in grads:
+        for p, tp, g in zip(ours, theirs, step):
+            p.grad = g.copy()
+            tp.grad = torch.tensor(g.copy())
+        opt.step()
+        topt.step()
+    for p, tp in zip(ours, theirs):
+        assert same_bits(p.data, tp.detach().numpy())
+
+
+def test_sgd_step_is_the_exact_rounding_float64():
+    rng = np.random.default_rng(8)
+    p0 = rng.standard_normal((30, 20))
+    g = rng.standard_normal((30, 20)) * 1e-3
+    p = cr.tensor(p0.copy(), requires_grad=True)
+    p.grad = g.copy()
+    cr.optim.SGD([p], lr=0.37).step()
+    assert same_bits(p.data, exact_fma(-0.37, g, p0))
