@@ -5,23 +5,23 @@ NumPy makes one pass over memory, and one Python-level call, per operation; a ch
 pass, with *the same arithmetic*: the same IEEE operations on the same values in the same order,
 each rounded to the array's dtype as NumPy rounds it (Numba compiles without fast-math, so LLVM
 neither reassociates nor contracts a multiply and an add into an FMA), hence the same bits as
-the NumPy they replace (``tests/test_compile.py`` runs every kernel both ways). Only
+the NumPy they replace (``tests/test_compile.py`` runs every kernel both ways); the one FMA is
+asked for by name, in SGD's update, which rounds once everywhere (``optim._axpy``). Only
 correctly-rounded operations are fused (+, -, *, /, comparisons, selection); ``exp``, ``log``
 and ``tanh``, whose NumPy implementations are vectorised approximations of their own, and every
 reduction whose summation order NumPy or BLAS decides, stay NumPy calls.
 
-Why Numba earns its place (``pip install chainrule[fast]``): on this 2-core x86 machine, the
-plain-SGD update of the 784-256-128-10 network's 235k parameters takes 18 instead of 36 us, and
-at batch 1 the weight gradient of the first layer (an outer product) and its update fused take
-16 instead of 54 us, about half of that step; a step of the small digits network loses nine of
+Why Numba earns its place (``pip install chainrule[fast]``): on this 2-core x86 machine, at
+batch 1 the weight gradient of the first layer (an outer product) and its update fused take 16
+instead of 54 us, about half of that step; a step of the small digits network loses nine of
 its thirty-odd NumPy calls (about 9 of 28 us). Numba's dispatch costs about 0.25 us a call; the
 first call of each loop compiles it (about half a second, once: ``cache=True`` keeps it on
 disk). Without Numba the kernels keep their NumPy calls: same numbers, slower.
 
 The loops, and the NumPy they stand for:
 
-``sgd``            p -= lr * g                  (subtract(p, multiply(g, lr)))
-``outer_sgd``      G = d x^T + 0; W -= lr * G   (dot(d^T, x) for one row, then sgd)
+``axpy``           y += alpha x, rounded once   (optim._axpy past its BLAS prefix)
+``outer_sgd``      G = d x^T + 0; W -= lr * G   (dot(d^T, x) for one row, then optim._axpy)
 ``outer``          G = d x^T + 0                (dot(d^T, x) for one row)
 ``bias_relu``      s = maximum(s + b, 0)        (add the bias, then maximum with 0)
 ``bias_add``       s += b                       (the bias added to every row)
@@ -55,23 +55,44 @@ def get(name: str) -> Any:
     return k
 
 
-def sgd(p, g, lr):  # pragma: no cover - compiled
-    """p -= lr * g over flat arrays (lr: a scalar of p's dtype)."""
-    for i in range(p.shape[0]):
-        p[i] = p[i] - lr * g[i]
+if AVAILABLE:
+    from numba.extending import intrinsic as _intrinsic
+
+    @_intrinsic
+    def _fma(typingctx, a, b, c):  # pragma: no cover - compiled
+        """a b + c rounded once: LLVM's ``llvm.fma`` (an FMA instruction, or libm's fma)."""
+        from numba.core import types
+
+        if not (isinstance(a, types.Float) and a == b == c):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.fma(*args)
+
+        return a(a, b, c), codegen
+else:  # pragma: no cover - depends on the environment
+    _fma = None
+
+
+def axpy(x, y, alpha):  # pragma: no cover - compiled
+    """y <- y + alpha x over flat arrays, each element rounded once (optim._axpy's rounding;
+    it calls this for the elements past its BLAS prefix)."""
+    for i in range(y.shape[0]):
+        y[i] = _fma(alpha, x[i], y[i])
 
 
 def outer_sgd(W, G, d, x, lr, zero):  # pragma: no cover - compiled
     """G[i, j] = d[i] x[j] + 0 (the weight gradient of a batch of one, as BLAS computes it:
-    its accumulator starts at +0, so a product -0 comes out +0); W -= lr * G. ``zero``: 0 in
-    the arrays' dtype."""
+    its accumulator starts at +0, so a product -0 comes out +0); W <- W - lr G rounded once
+    (an fma, as ``optim._axpy`` rounds SGD's update). ``zero``: 0 in the arrays' dtype."""
     m, n = W.shape
+    alpha = -lr
     for i in range(m):
         di = d[i]
         for j in range(n):
             gij = di * x[j] + zero
             G[i, j] = gij
-            W[i, j] = W[i, j] - lr * gij
+            W[i, j] = _fma(alpha, gij, W[i, j])
 
 
 def outer(G, d, x, zero):  # pragma: no cover - compiled
@@ -161,7 +182,7 @@ def ce_backward(e, s, labels, scale, dx):  # pragma: no cover - compiled
         dx[i, lab] = dx[i, lab] - scale
 
 
-_SOURCES = {f.__name__: f for f in (sgd, outer_sgd, outer, bias_relu, bias_add, tanh_grad,
+_SOURCES = {f.__name__: f for f in (axpy, outer_sgd, outer, bias_relu, bias_add, tanh_grad,
                                     relu_grad, ce_forward, ce_backward)}
 
 __all__ = ["AVAILABLE", "get"]

@@ -671,6 +671,7 @@ class OptKernel:
         from ..optim.adagrad import adagrad_update
         from ..optim.adam import adam_update
         from ..optim.rmsprop import rmsprop_update
+        from ..optim._axpy import bind as bind_axpy
         from ..optim.sgd import sgd_update
         from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
@@ -688,16 +689,15 @@ class OptKernel:
             for p, ref, view in zip(g["params"], g["refs"], g["views"]):
                 if ref.slot not in b.honoured:
                     cg.emit(f"{cg.name(view, 'GV')}[...] = {cg.name(p, 'L')}.grad")
-            if self.kind is SGD and g["plain"] and b.fused:
-                # p -= lr g in one pass (compile.fused.sgd), over each run of parameters that
-                # the network's VJP did not already update
+            if self.kind is SGD and g["plain"]:
+                # p <- p - lr g rounded once (optim._axpy, as sgd_update), over each run of
+                # parameters that the network's VJP did not already update (fused.outer_sgd)
                 done = set(g["fused"])
-                bounds = g["layout"].bounds
                 lr = "_lr_t" if any(h.startswith("_lr_t =") for h in cg.head) else \
-                    f"{cg.name(g['layout'].base.dtype.type, 'DT')}(float({grp}['lr']))"
+                    f"float({grp}['lr'])"
                 run = None
                 runs = []
-                for (a, z), ref in zip(bounds, g["refs"]):
+                for (a, z), ref in zip(g["layout"].bounds, g["refs"]):
                     if ref.slot in done:
                         run = None
                     elif run is None:
@@ -706,12 +706,13 @@ class OptKernel:
                     else:
                         run[1] = z
                 pb, gb = g["layout"].base, g["gbuf"]
+                tail = None
+                if b.fused:
+                    from . import fused
+                    tail = fused.get("axpy")
                 for a, z in runs:
-                    cg.emit(f"_sgd({cg.name(pb[a:z], 'PB')}, {cg.name(gb[a:z], 'GB')}, {lr})")
-            elif self.kind is SGD and g["plain"]:
-                tmp = cg.name(np.empty_like(g["layout"].base), "TMP")
-                cg.emit(f"_subtract({base}, _multiply({gbuf}, float({grp}['lr']), {tmp}), "
-                        f"{base})")
+                    update = bind_axpy(gb[a:z], pb[a:z], tail)
+                    cg.emit(f"{cg.name(update, 'AXPY')}(-{lr})")
             elif self.kind is SGD:
                 tmp = cg.name(np.empty_like(g["layout"].base), "TMP")
                 if not g["names"]:

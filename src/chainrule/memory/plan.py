@@ -378,17 +378,29 @@ def _optimizer_factor(optimizer: Any) -> int:
     return 2  # an unknown optimizer: assume Adam-like
 
 
+def _update_scratch(optimizer: Any, nbytes: int, itemsize: int) -> int:
+    """Bytes beside :func:`_update_temps` that SGD's last line takes for an updated array of
+    ``nbytes`` (``optim._axpy.scratch_bytes``: the exact NumPy rounding of the elements past
+    the BLAS prefix); 0 for the other optimizers."""
+    from .. import optim
+    from ..optim._axpy import scratch_bytes
+
+    if not isinstance(_optimizer(optimizer), optim.SGD) or itemsize not in (2, 4, 8):
+        return 0
+    return scratch_bytes(nbytes // itemsize, f"f{itemsize}")
+
+
 def _update_temps(optimizer: Any, flat: bool, nbytes: int) -> int:
     """The most arrays of the updated array's size (``nbytes``: a parameter's, or the group's on
     the flat path) that the update holds at once beside the state and the gradients, following
     ``sgd_update``, ``adam_update``, ``rmsprop_update`` and ``adagrad_update``.
 
     Adam, RMSprop and Adagrad work in one scratch array, plus the decayed gradient (``decayed_grad``
-    makes a new one with weight decay, AdamW's excepted, or maximize). SGD computes ``lr * d_p``
-    into a new array, unless ``d_p`` is an array of its own: the decayed gradient, or on the flat
-    path the gathered one (then it scales that in place and needs nothing); momentum scales its
-    buffer into a new one, and Nesterov's ``d_p + momentum * buf`` makes two (one when NumPy
-    reuses the temporary in place, above 256 KiB)."""
+    makes a new one with weight decay, AdamW's excepted, or maximize). SGD's last line,
+    ``p -= lr * d_p``, makes nothing (``optim._axpy``: BLAS in place, and a few hundred KiB at
+    most past its prefix); dampening's ``(1 - dampening) * d_p`` makes one array, and Nesterov's
+    ``d_p + momentum * buf`` two (one when NumPy reuses the temporary in place, above 256
+    KiB)."""
     from .. import optim
 
     opt = _optimizer(optimizer)
@@ -397,10 +409,10 @@ def _update_temps(optimizer: Any, flat: bool, nbytes: int) -> int:
     decayed = int(decay or bool(g.get("maximize", False)))
     if isinstance(opt, optim.SGD):
         if g["momentum"] == 0.0:
-            return decayed if flat else 1
+            return decayed
         if g["nesterov"]:
             return decayed + (1 if nbytes >= _ELIDE_BYTES else 2)
-        return max(decayed + (g["dampening"] != 0.0), 1)
+        return decayed + (g["dampening"] != 0.0)
     if isinstance(opt, (optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad)):
         return 1 + decayed
     return 2  # an unknown optimizer: assume Adam-like

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InvalidValueError
 from .plan import (
     _OVERHEAD, _ELIDE_BYTES, _MASK_ALWAYS, _flat_update, _mlp_plan, _optimizer,
-    _optimizer_factor, _Plan, _plan_of, _ufunc_buffer, _update_temps,
+    _optimizer_factor, _Plan, _plan_of, _ufunc_buffer, _update_scratch, _update_temps,
 )
 from .units import parse_bytes
 
@@ -252,7 +252,8 @@ def _simulate(plan: _Plan, batch: int, segments: int | None, optimizer: Any,
     # The update: parameter-sized temporaries, one parameter at a time, or group-sized ones on
     # the flat path.
     largest = P if flat else max(param_sizes, default=0)
-    heap.spike(_update_temps(optimizer, flat, largest) * largest)
+    heap.spike(_update_temps(optimizer, flat, largest) * largest
+               + _update_scratch(optimizer, largest, plan.itemsize))
     sizes = dict(parameters=P, gradients=P, optimizer_state=S,
                  batch=(plan.x + plan.label_itemsize) * B)
     return heap, sizes

@@ -10,6 +10,7 @@ import numpy as np
 from ..backend import get_xp
 from ..compile import _hooks
 from ..errors import InvalidValueError
+from ._axpy import axpy
 from ._flat import flat_step
 from .optimizer import Optimizer, check_bool, check_real, decayed_grad
 
@@ -28,6 +29,11 @@ class SGD(Optimizer):
               \text{(momentum } \mu \ne 0 \text{, dampening } \tau) \\
         g &\leftarrow g + \mu b_t \ \text{(nesterov)} \quad\text{or}\quad g \leftarrow b_t \\
         p &\leftarrow p - \eta g
+
+    On the CPU the last line is rounded once, a fused multiply-add (``?axpy``: see
+    ``optim._axpy``), as PyTorch's step rounds it: without weight decay, Nesterov or dampening,
+    the parameters come out bit for bit as ``torch.optim.SGD``'s from the same gradients (those
+    three options round a product and a sum separately here, once in PyTorch).
 
     Args:
         params: tensors, ``(name, tensor)`` pairs, or parameter-group dicts.
@@ -138,6 +144,9 @@ def sgd_update(xp: Any, param: Any, grad: Any, buf: Any, lr: float, momentum: fl
             d_p, scratch = d_p + momentum * buf, True  # a new array
         else:
             d_p, scratch = buf, False
-    # p <- p - lr * d_p
-    xp.subtract(param, xp.multiply(d_p, lr, out=d_p) if scratch else lr * d_p, out=param)
+    # p <- p - lr * d_p, rounded once on the CPU (a fused multiply-add: see optim._axpy)
+    if xp is np:
+        axpy(-lr, d_p, param)
+    else:  # (CuPy: a multiply, then a subtract, each rounded; compile.cuda does the same)
+        xp.subtract(param, xp.multiply(d_p, lr, out=d_p) if scratch else lr * d_p, out=param)
     return buf
