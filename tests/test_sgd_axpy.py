@@ -70,9 +70,14 @@ def spread(rng, n, dt):
     return v.astype(dt) if dt != np.float16 else np.clip(v, -6e4, 6e4).astype(dt)
 
 
+@pytest.mark.parametrize("numba_loop", [True, False])
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("n", [1, 7, 255, 256, 1000, 20011])
-def test_axpy_rounds_once_like_exact_arithmetic(dtype, n):
+def test_axpy_rounds_once_like_exact_arithmetic(dtype, n, numba_loop, monkeypatch):
+    # with the Numba loop where it is installed (small arrays whole, the rest past BLAS's
+    # prefix), and without it (BLAS's padded scratch, or the NumPy emulation)
+    if not numba_loop:
+        monkeypatch.setattr(_axpy, "_FUSED", [None])
     rng = np.random.default_rng(n)
     dt = np.dtype(dtype)
     x, y = spread(rng, n, dt), spread(rng, n, dt)
@@ -84,6 +89,9 @@ def test_axpy_rounds_once_like_exact_arithmetic(dtype, n):
         emulated = y.copy()
         _axpy._emulated(dt.type(alpha), x, emulated)
         assert same_bits(emulated, want)
+        bound = y.copy()
+        _axpy.bind(x, bound, _axpy.fused_loop())(alpha)  # (the plan a compiled step keeps)
+        assert same_bits(bound, want)
     if n >= 255:  # and NumPy's two roundings are not that (the test can tell them apart)
         assert not same_bits((y + dt.type(-0.0123) * x).astype(dt), exact_fma(-0.0123, x, y))
 
@@ -166,6 +174,8 @@ def test_a_blas_that_rounds_twice_fails_the_witness_and_is_not_used(monkeypatch)
     fake.calls = 0
     monkeypatch.setitem(_axpy._LIBS, dt, fake)
     monkeypatch.setattr(_axpy, "_CHECKED", {})
+    monkeypatch.setattr(_axpy, "_PLANS", {})
+    monkeypatch.setattr(_axpy, "_FUSED", [None])  # (BLAS, not the Numba loop)
     rng = np.random.default_rng(4)
     x, y = spread(rng, 5000, dt), spread(rng, 5000, dt)
     want = exact_fma(-0.01, x, y)
@@ -179,18 +189,55 @@ def test_a_blas_that_rounds_twice_fails_the_witness_and_is_not_used(monkeypatch)
 
 
 def test_the_real_blas_passes_its_witness_or_is_left_alone():
-    # on this machine's NumPy wheel (OpenBLAS) the prefix goes through BLAS; either way the
-    # result is the exact rounding (test above); here: the prefix is what _prefix says
+    # on this machine's NumPy wheel (OpenBLAS) the prefix and the padded rest go through BLAS;
+    # either way the result is the exact rounding (tests above); here: the plan is what
+    # _prefix says
     dt = np.dtype(np.float32)
     x, y = np.ones(235146, dt), np.ones(235146, dt)
-    lib, n1 = _axpy._blas_prefix(x, y, dt.type(-0.01))
-    if lib is None:
-        assert _axpy._find_blas(dt) is None or not _axpy._CHECKED.get(
-            (dt, _axpy._prefix(235146, _axpy._find_blas(dt).threads()),
-             _axpy._find_blas(dt).threads()), True)
+    plan = _axpy._blas_plan(x, y, dt.type(-0.01))
+    if plan is None:
+        real = _axpy._find_blas(dt)
+        assert real is None or not _axpy._CHECKED.get(
+            (dt, _axpy._prefix(235146, real.threads()), real.threads()), True)
     else:
+        lib, n1, pad, _, _ = plan
         threads = lib.threads()
         assert n1 == 235146 - 235146 % (128 * threads) and n1 % (128 * threads) == 0
+        assert pad == -(-(235146 - n1) // 128) * 128
+        assert _axpy.scratch_bytes(235146, dt) == 2 * pad * 4
+
+
+class _ShortTwoRoundingBlas(_TwoRoundingBlas):
+    """A stand-in whose long calls round once and whose short ones (<= 1024) round twice."""
+
+    def axpy(self, n, alpha, px, incx, py, incy):
+        import ctypes
+        self.calls += 1
+        size = n * self.dt.itemsize
+        x = np.frombuffer((ctypes.c_char * size).from_address(px), self.dt)
+        y = np.frombuffer((ctypes.c_char * size).from_address(py), self.dt)
+        if n > 1024:
+            y[...] = _axpy._fma_block(self.dt.type(alpha), x.copy(), y.copy())
+        else:
+            y[...] = y + self.dt.type(alpha) * x
+
+
+def test_a_padded_rest_that_rounds_twice_goes_to_the_emulation(monkeypatch):
+    dt = np.dtype(np.float32)
+    fake = _ShortTwoRoundingBlas(dt)
+    monkeypatch.setitem(_axpy._LIBS, dt, fake)
+    monkeypatch.setattr(_axpy, "_CHECKED", {})
+    monkeypatch.setattr(_axpy, "_PLANS", {})
+    monkeypatch.setattr(_axpy, "_FUSED", [None])  # (BLAS, not the Numba loop)
+    rng = np.random.default_rng(8)
+    x, y = spread(rng, 5000, dt), spread(rng, 5000, dt)
+    lib, n1, pad, _, _ = _axpy._blas_plan(x, y, dt.type(-0.01))
+    assert lib is fake and n1 == 4992 and pad == 0  # the 128-element witness failed
+    want = exact_fma(-0.01, x, y)
+    for run in (lambda v: _axpy.axpy(-0.01, x, v), lambda v: _axpy.bind(x, v)(-0.01)):
+        got = y.copy()
+        run(got)
+        assert same_bits(got, want)
 
 
 def test_bind_follows_a_change_of_blas_threads(monkeypatch):
@@ -257,3 +304,36 @@ def test_sgd_step_is_the_exact_rounding_float64():
     p.grad = g.copy()
     cr.optim.SGD([p], lr=0.37).step()
     assert same_bits(p.data, exact_fma(-0.37, g, p0))
+
+
+def test_the_race_between_blas_and_the_loop_keeps_the_bits_and_takes_the_faster():
+    race = _axpy._Race()
+    ways = [race.next() for _ in range(2 * _axpy._TRIALS)]
+    assert ways == [(i % 2, True) for i in range(2 * _axpy._TRIALS)]
+    race2 = _axpy._Race()
+    for i in range(2 * _axpy._TRIALS):  # the loop (way 1) timed faster
+        way, _ = race2.next()
+        race2.record(way, 100 if way else 500)
+    assert race2.next() == (1, False) and race2.way == 1
+    race2.calls = _axpy._RERACE  # time to race again
+    assert race2.next() == (0, True)
+    # both ways, on a size past the loop's limit, give the exact rounding
+    fused = pytest.importorskip("chainrule.compile.fused")
+    if not fused.AVAILABLE or _axpy._find_blas(np.dtype(np.float32)) is None:
+        pytest.skip("needs Numba and NumPy's OpenBLAS: otherwise there is nothing to race")
+    rng = np.random.default_rng(9)
+    dt = np.dtype(np.float32)
+    n = _axpy._LOOP_MAX + 4321
+    x = spread(rng, n, dt)
+    y0 = spread(rng, n, dt)
+    want = exact_fma(-0.02, x, y0)
+    for _ in range(2 * _axpy._TRIALS + 1):
+        got = y0.copy()
+        _axpy.axpy(-0.02, x, got)
+        assert same_bits(got, want)
+    got = y0.copy()
+    update_bound = _axpy.bind(x, got, _axpy.fused_loop())
+    for _ in range(2 * _axpy._TRIALS + 1):
+        got[...] = y0
+        update_bound(-0.02)
+        assert same_bits(got, want)

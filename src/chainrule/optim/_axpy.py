@@ -22,13 +22,20 @@ Three implementations give that one result:
   multiple of 128 elements per thread (:func:`_prefix`), for contiguous float32/float64 arrays
   and a nonzero finite ``alpha``, and only once a witness (:func:`_witness`) has shown that
   call, at that length and thread count, to round every element once (the x86 kernels load
-  unaligned, so the arrays' alignment does not change the split); the few
-  elements after it go to one of the two below.
+  unaligned, so the arrays' alignment does not change the split). The fewer than 128 per
+  thread after the prefix are copied to the front of two zero-filled scratch vectors of a
+  multiple of 128 elements, which BLAS takes whole (one thread: OpenBLAS splits nothing that
+  short), and copied back (:func:`_padded`; a few microseconds, where the NumPy emulation
+  below takes twelve).
 - **a compiled loop** (``compile.fused.axpy``, and ``compile.fused.outer_sgd``, the
   batch-of-one weight update) with LLVM's ``fma`` intrinsic, which rounds once by definition:
-  what a compiled step uses past the prefix.
-- **NumPy**, everywhere else (no such BLAS, another dtype, a strided array, and the elements
-  past the prefix in the eager step), exactly, in
+  with Numba installed (``chainrule[fast]``; imported at the first update), what the eager and
+  the compiled steps use for arrays of up to 10,000 elements whole (OpenBLAS takes them on one
+  thread too, and its call through ``ctypes`` costs more than the loop: on the digits network's
+  4,810 parameters, 1.5 us in the step against 1.8 us for NumPy's two roundings and 4 us for
+  BLAS with its padded rest), and past the BLAS prefix of longer ones.
+- **NumPy**, everywhere else (no such BLAS or a failed witness, another dtype, a strided
+  array), exactly, in
   blocks of 8192 elements (so the scratch memory stays a few hundred KiB whatever the size):
   float16 and float32 through float64, where the product is exact and the sum is rounded to
   odd before the final rounding (Boldo and Melquiond, "Emulation of FMA and correctly rounded
@@ -45,8 +52,11 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import math
 import os
+import threading
 from fractions import Fraction
+from time import perf_counter_ns
 from typing import Any, Callable
 
 import numpy as np
@@ -58,6 +68,15 @@ _TYPECHAR = {np.dtype(np.float32): ("s", ctypes.c_float),
              np.dtype(np.float64): ("d", ctypes.c_double)}
 _LIBS: dict[np.dtype, Any] = {}  # dtype -> _Blas, or None where there is none
 _CHECKED: dict[tuple, bool] = {}  # (dtype, n, threads) -> the witness passed
+_PLANS: dict[tuple, Any] = {}  # (dtype, n, threads) -> _blas_plan's answer
+_THREAD = threading.local()  # each thread's padded scratch vectors, by (dtype, length)
+_UNSEEN = object()
+_FUSED: list[Any] = []  # [compile.fused.axpy, or None], once looked up
+# At most this many elements go to the Numba loop whole: OpenBLAS runs ?axpy on one thread up
+# to 10,000 elements anyway, and its call (through ctypes, with the arrays' addresses) costs
+# more than the loop's; past it, BLAS's threads win (the module's docstring).
+_LOOP_MAX = 10_000
+_TRIALS, _RERACE = 3, 1024  # see _Race
 
 
 class _Blas:
@@ -76,51 +95,177 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
         x: an array of ``y``'s shape and dtype, only read.
         y: a floating-point NumPy array, written in place.
     """
-    _check(x, y)
-    a = y.dtype.type(alpha)
-    if y.size == 0:
+    dt = y.dtype
+    if x.shape != y.shape or x.dtype != dt or dt.kind != "f":
+        _check(x, y)
+    a = dt.type(alpha)
+    n = y.size
+    if n == 0:
         return
-    lib, n1 = _blas_prefix(x, y, a)
+    contiguous = y.flags.c_contiguous and x.flags.c_contiguous
+    loop = fused_loop() if contiguous and dt in _TYPECHAR else None
+    if loop is not None and n <= _LOOP_MAX:  # (one thread, one pass, no call into BLAS)
+        loop(x.reshape(-1) if x.ndim != 1 else x, y.reshape(-1) if y.ndim != 1 else y, a)
+        return
+    plan = _blas_plan(x, y, a)
+    if plan is None:
+        if loop is not None:
+            loop(x.reshape(-1), y.reshape(-1), a)
+        else:
+            _emulated(a, x, y)
+        return
+    lib, n1, pad, scratch, race = plan
+    if loop is not None:
+        way, timed = race.next()
+        t0 = perf_counter_ns() if timed else 0
+        fx, fy = x.reshape(-1), y.reshape(-1)
+        if way:
+            loop(fx, fy, a)
+        else:
+            lib.axpy(n1, float(a), fx.ctypes.data, 1, fy.ctypes.data, 1)
+            if n1 < n:
+                loop(fx[n1:], fy[n1:], a)
+        if timed:
+            race.record(way, perf_counter_ns() - t0)
+        return
+    fa, px, py = float(a), x.ctypes.data, y.ctypes.data
     if n1:
-        lib.axpy(n1, float(a), x.ctypes.data, 1, y.ctypes.data, 1)
-        if n1 < y.size:
+        lib.axpy(n1, fa, px, 1, py, 1)
+    if n1 < n:
+        if pad:
+            at = n1 * dt.itemsize
+            _padded(lib, fa, px + at, py + at, (n - n1) * dt.itemsize, pad, *scratch())
+        else:
             _emulated(a, x.reshape(-1)[n1:], y.reshape(-1)[n1:])
-        return
-    _emulated(a, x, y)
+
+
+class _Race:
+    """Which of two exact ways of one update is faster where it runs, found by timing both.
+
+    Past 10,000 elements, with Numba at hand, the update can run as BLAS's threads (the prefix,
+    then the loop on the rest) or as the loop alone, on one thread. Which is faster depends on
+    where the arrays' cache lines are, which the step before decides: after two-thread matrix
+    products (batch 16 and up on the benchmark machine) BLAS took 22 us for the 784-256-128-10
+    network's first weight matrix against 74 for the loop; at batch 1, where the products are
+    matrix-vector ones on one core, the loop took 17 us and BLAS 68. Both give the same bits,
+    so the choice only changes the time: the first calls alternate between the two, three
+    each, timed, and the faster by its best time is taken; every ``_RERACE`` calls they race
+    again (the step around may have changed)."""
+
+    __slots__ = ("calls", "best", "way")
+
+    def __init__(self) -> None:
+        self.calls, self.best, self.way = 0, [math.inf, math.inf], 0
+
+    def next(self) -> tuple[int, bool]:
+        """(the way to take now: 0 BLAS, 1 the loop; whether to time it)."""
+        phase = self.calls % _RERACE
+        self.calls += 1
+        if phase < 2 * _TRIALS:
+            return phase % 2, True
+        return self.way, False
+
+    def record(self, way: int, ns: int) -> None:
+        best = self.best
+        best[way] = min(best[way], ns)
+        if (self.calls - 1) % _RERACE == 2 * _TRIALS - 1:
+            self.way = int(best[1] < best[0])
+            self.best = [math.inf, math.inf]
+
+
+def fused_loop() -> Any:
+    """``compile.fused.axpy`` (Numba, the extra ``chainrule[fast]``), or None without Numba;
+    imported at the first update that can use it."""
+    if not _FUSED:
+        try:
+            from ..compile import fused
+        except ImportError:  # pragma: no cover - depends on the environment
+            fused = None
+        _FUSED.append(fused.get("axpy") if fused is not None and fused.AVAILABLE else None)
+    return _FUSED[0]
 
 
 def bind(x: np.ndarray, y: np.ndarray, tail: Any = None) -> Callable[[float], None]:
-    """``f(alpha)`` doing ``axpy(alpha, x, y)`` on these two arrays, with their addresses and
-    the BLAS prefix looked up once for the BLAS's thread count of the moment (for a compiled
-    step, which updates the same buffers at every replay). ``tail(x, y, alpha)``: a loop that
-    does the elements past the prefix (``compile.fused.axpy``), else the NumPy emulation."""
+    """``f(alpha)`` doing ``axpy(alpha, x, y)`` on these two arrays, with their addresses, the
+    BLAS prefix and the padded scratch for the rest planned once for the BLAS's thread count of
+    the moment (for a compiled step, which updates the same buffers at every replay).
+    ``tail(x, y, alpha)``: a loop that does the elements past the prefix
+    (``compile.fused.axpy``), else BLAS on the padded scratch (or the NumPy emulation)."""
     _check(x, y)
     t = y.dtype.type
     if y.size == 0:
         return lambda alpha: None
-    lib, n1 = _blas_prefix(x, y, t(1.0))
-    if not n1:
-        if tail is not None and x.flags.c_contiguous and y.flags.c_contiguous:
-            fx, fy = x.reshape(-1), y.reshape(-1)
-            return lambda alpha: tail(fx, fy, t(alpha))
+    contiguous = x.flags.c_contiguous and y.flags.c_contiguous
+    if y.dtype not in _TYPECHAR:
+        tail = None  # (the loop: float32 and float64)
+    if tail is not None and contiguous and y.size <= _LOOP_MAX:
+        fx, fy = x.reshape(-1), y.reshape(-1)
+        return lambda alpha: tail(fx, fy, t(alpha))  # (one thread, one pass: see axpy)
+    plan = _blas_plan(x, y, t(1.0))
+    if plan is None and not (tail is not None and contiguous):
         return lambda alpha: axpy(alpha, x, y)
-    px, py, threads = x.ctypes.data, y.ctypes.data, lib.threads()
-    tx, ty = x.reshape(-1)[n1:], y.reshape(-1)[n1:]
-    blas = lib.axpy
+    lib, n1, pad, _, race = plan if plan is not None else (None, 0, 0, None, None)
+    fx, fy = x.reshape(-1), y.reshape(-1)
+    threads = lib.threads() if lib is not None else None
+    tx, ty = fx[n1:], fy[n1:]
+    px, py = fx.ctypes.data, fy.ctypes.data
+    at, nbytes = n1 * y.itemsize, ty.size * y.itemsize
+    if tail is None and pad:
+        bx, by = np.zeros(pad, y.dtype), np.zeros(pad, y.dtype)
+        pbx, pby = bx.ctypes.data, by.ctypes.data
+    blas = lib.axpy if lib is not None else None
+    if race is not None:
+        race = _Race()  # (this update's own)
+
+    last: list[Any] = [None, None, None]  # the last alpha, its rounding, float of it or None
 
     def update(alpha: float) -> None:
-        a = t(alpha)
-        if a == 0 or not np.isfinite(a) or lib.threads() != threads:
+        if alpha == last[0]:
+            a, fa = last[1], last[2]
+        else:
+            a = t(alpha)
+            fa = float(a)
+            fa = fa if fa != 0 and math.isfinite(fa) else None
+            last[:] = alpha, a, fa
+        if fa is None or (lib is not None and lib.threads() != threads):
             axpy(a, x, y)  # (the general path: it checks again)
             return
-        blas(n1, float(a), px, 1, py, 1)
         if tail is not None:
-            tail(tx, ty, a)
-        elif ty.size:
+            if blas is None:
+                tail(fx, fy, a)
+                return
+            way, timed = race.next()
+            t0 = perf_counter_ns() if timed else 0
+            if way:
+                tail(fx, fy, a)
+            else:
+                blas(n1, fa, px, 1, py, 1)
+                if nbytes:
+                    tail(tx, ty, a)
+            if timed:
+                race.record(way, perf_counter_ns() - t0)
+            return
+        if n1:
+            blas(n1, fa, px, 1, py, 1)
+        if pad:
+            _padded(lib, fa, px + at, py + at, nbytes, pad, pbx, pby)
+        elif nbytes:
             _emulated(a, tx, ty)
 
-    update.arrays = (x, y)  # (kept alive with the addresses)
+    update.arrays = (x, y, bx, by) if tail is None and pad else (x, y)  # (kept alive)
     return update
+
+
+def _padded(lib: _Blas, alpha: float, px: int, py: int, nbytes: int, pad: int, pbx: int,
+            pby: int) -> None:
+    """The elements past the prefix (``nbytes`` at addresses ``px``, ``py``) through BLAS
+    too: copied to the front of two scratch vectors of ``pad`` elements, a multiple of 128, so
+    that BLAS's vector loop takes them all, then copied back. (What the scratch holds past
+    them is computed and thrown away: each element of an axpy is its own.)"""
+    ctypes.memmove(pbx, px, nbytes)
+    ctypes.memmove(pby, py, nbytes)
+    lib.axpy(pad, alpha, pbx, 1, pby, 1)
+    ctypes.memmove(py, pby, nbytes)
 
 
 def _check(x: np.ndarray, y: np.ndarray) -> None:
@@ -130,27 +275,63 @@ def _check(x: np.ndarray, y: np.ndarray) -> None:
         raise TypeError(f"axpy: y must be a floating-point array, not {y.dtype}")
 
 
-def _blas_prefix(x: np.ndarray, y: np.ndarray, a: Any) -> tuple[Any, int]:
-    """(the BLAS, n1): BLAS may do the first n1 elements, each rounded once; n1 = 0 where it
-    may not: no such BLAS, another dtype, a strided array, a zero or non-finite ``alpha``
-    (BLAS returns at once for 0, where 0 x must still turn an infinite x into NaN)."""
+def _blas_plan(x: np.ndarray, y: np.ndarray, a: Any) -> tuple | None:
+    """``(the BLAS, n1, pad, scratch)``: BLAS may do the first n1 elements in place, and the
+    rest copied into scratch vectors of ``pad`` elements (:func:`_padded`; pad = 0: the NumPy
+    emulation does the rest), each element rounded once; ``scratch()`` gives this thread's
+    two scratch vectors' addresses. None where BLAS may do nothing: no such BLAS, another
+    dtype, a strided array, a zero or non-finite ``alpha`` (BLAS returns at once for 0, where
+    0 x must still turn an infinite x into NaN), a failed witness."""
     dt = y.dtype
-    if not (y.flags.c_contiguous and x.flags.c_contiguous and a != 0 and np.isfinite(a)):
-        return None, 0
-    if dt not in _LIBS:
-        _LIBS[dt] = _find_blas(dt) if dt in _TYPECHAR else None
-    lib = _LIBS[dt]
+    if dt not in _TYPECHAR:
+        return None
+    fa = float(a)
+    if fa == 0 or not math.isfinite(fa) or not (y.flags.c_contiguous and x.flags.c_contiguous):
+        return None
+    lib = _LIBS.get(dt, _UNSEEN)
+    if lib is _UNSEEN:
+        lib = _LIBS[dt] = _find_blas(dt)
     if lib is None:
-        return None, 0
+        return None
     threads = max(1, int(lib.threads()))
-    n1 = _prefix(y.size, threads)
-    if n1 == 0:
-        return None, 0
-    key = (dt, n1, threads)
+    key = (dt, y.size, threads)
+    plan = _PLANS.get(key, _UNSEEN)
+    if plan is _UNSEEN:
+        plan = _PLANS[key] = _plan(lib, dt, y.size, threads)
+    return plan
+
+
+def _plan(lib: _Blas, dt: np.dtype, n: int, threads: int) -> tuple | None:
+    """:func:`_blas_plan` for n elements, once per (dtype, n, threads)."""
+    n1 = _prefix(n, threads)
+    pad = -(-(n - n1) // _UNIT) * _UNIT
+    if n1 and not _passes(lib, dt, n1, threads):
+        return None
+    if pad and not _passes(lib, dt, pad, threads):
+        pad = 0
+    if not n1 and not pad:
+        return None
+
+    def scratch() -> tuple[int, int]:
+        mine = getattr(_THREAD, "scratch", None)
+        if mine is None:
+            mine = _THREAD.scratch = {}
+        pair = mine.get((dt, pad))
+        if pair is None:
+            bx, by = np.zeros(pad, dt), np.zeros(pad, dt)
+            pair = mine[dt, pad] = (bx.ctypes.data, by.ctypes.data, bx, by)
+        return pair[:2]
+
+    return lib, n1, pad, scratch, _Race()
+
+
+def _passes(lib: _Blas, dt: np.dtype, n: int, threads: int) -> bool:
+    """The witness for this length and thread count, run once and remembered."""
+    key = (dt, n, threads)
     ok = _CHECKED.get(key)
     if ok is None:
-        ok = _CHECKED[key] = _witness(lib, dt, n1)
-    return (lib, n1) if ok else (None, 0)
+        ok = _CHECKED[key] = _witness(lib, dt, n)
+    return ok
 
 
 def _prefix(n: int, threads: int) -> int:
@@ -203,18 +384,18 @@ def _witness(lib: _Blas, dt: np.dtype, n: int) -> bool:
 
 
 def scratch_bytes(n: int, dtype: Any) -> int:
-    """The most memory :func:`axpy` allocates for ``n`` contiguous elements of ``dtype``: the
-    NumPy emulation's float64 arrays for the elements past the BLAS prefix (all of them without
-    BLAS), at most one block (measured with tracemalloc: nine float64 arrays of that length at
-    once for float32, fourteen for float64)."""
+    """The most memory :func:`axpy` allocates for ``n`` contiguous elements of ``dtype``: with
+    BLAS, the two padded scratch vectors for the elements past its prefix; without, the NumPy
+    emulation's float64 arrays, at most one block (measured with tracemalloc: nine float64
+    arrays of that length at once for float32, fourteen for float64)."""
     dt = np.dtype(dtype)
-    tail = n
     if dt in _TYPECHAR:
         if dt not in _LIBS:
             _LIBS[dt] = _find_blas(dt)
         if _LIBS[dt] is not None:
-            tail = n - _prefix(n, max(1, int(_LIBS[dt].threads())))
-    return min(tail, _BLOCK) * 8 * (14 if dt.itemsize >= 8 else 9)
+            r = n - _prefix(n, max(1, int(_LIBS[dt].threads())))
+            return 2 * (-(-r // _UNIT) * _UNIT) * dt.itemsize
+    return min(n, _BLOCK) * 8 * (14 if dt.itemsize >= 8 else 9)
 
 
 # ------------------------------------------------------------------------- the exact emulation
@@ -320,4 +501,4 @@ def _fraction_fma(a: np.float64, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["axpy", "bind", "scratch_bytes"]
+__all__ = ["axpy", "bind", "fused_loop", "scratch_bytes"]

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
+from ._axpy import axpy, bind, fused_loop
 
 _ndarray = np.ndarray
 
@@ -117,10 +118,12 @@ class FlatLayout:
             ``optimizer.state[p][name]`` should be.
         grad_buffer: the scratch array, shape ``(n,)``, that gradients are gathered into.
         grad_views: its views, one per parameter.
+        updates: ``id(x)`` -> ``(x, f)``, ``f(alpha)`` doing ``base <- base + alpha x`` rounded
+            once (``optim._axpy.bind``), for the arrays ``x`` above, which stay.
     """
 
     __slots__ = ("params", "datas", "shapes", "base", "bounds", "state_buffers", "state_views",
-                 "grad_buffer", "grad_views")
+                 "grad_buffer", "grad_views", "updates")
 
     def __init__(self, params: tuple[Tensor, ...]) -> None:
         self.params = params
@@ -131,6 +134,7 @@ class FlatLayout:
         self.state_buffers: dict[str, np.ndarray] = {}
         self.state_views: dict[str, tuple[np.ndarray, ...]] = {}
         self.grad_buffer: np.ndarray | None = None
+        self.updates: dict[int, tuple[np.ndarray, Any]] = {}
         self.grad_views: tuple[np.ndarray, ...] | None = None
 
     def matches(self, params: list[Tensor]) -> bool:
@@ -234,6 +238,20 @@ class FlatStep:
                 st[name] = layout.state_views[name][i]
             self._opt_state[p] = st
         self.state = dict(flat_state)
+
+    def add_scaled(self, alpha: float, x: np.ndarray) -> None:
+        """``param <- param + alpha x``, each element rounded once (``optim._axpy``). For ``x``
+        the gathered gradients or a flat state array, the update's plan (addresses, the BLAS
+        prefix, its padded scratch) is made once and kept on the layout."""
+        layout = self._layout
+        kept = layout.updates.get(id(x))
+        if kept is None or kept[0] is not x:
+            if x is not layout.grad_buffer and not any(
+                    x is b for b in layout.state_buffers.values()):
+                axpy(alpha, x, layout.base)  # (an array of this step only)
+                return
+            kept = layout.updates[id(x)] = (x, bind(x, layout.base, fused_loop()))
+        kept[1](alpha)
 
     def counted_state(self, names: tuple[str, ...], fill: float = 0.0) -> dict[str, np.ndarray]:
         """The flat state of an optimizer that counts steps, made (arrays of ``fill``, attached)

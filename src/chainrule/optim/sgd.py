@@ -89,7 +89,7 @@ class SGD(Optimizer):
             if flat is not None:
                 buf = flat.state["momentum_buffer"] if names and flat.state is not None else None
                 buf = sgd_update(np, flat.param, flat.grad, buf, lr, momentum, dampening,
-                                 nesterov, decay, maximize)
+                                 nesterov, decay, maximize, add_scaled=flat.add_scaled)
                 if names and flat.state is None:
                     flat.attach({"momentum_buffer": buf}, counts_steps=False)
                 flat.finish(counts_steps=False)
@@ -111,7 +111,8 @@ class SGD(Optimizer):
 
 def sgd_update(xp: Any, param: Any, grad: Any, buf: Any, lr: float, momentum: float,
                dampening: float, nesterov: bool, weight_decay: float, maximize: bool,
-               grad_is_ours: bool = True) -> Any:
+               grad_is_ours: bool = True, add_scaled: Callable[[float, Any], None] | None = None
+               ) -> Any:
     """One SGD update (see :class:`SGD`) of one parameter, or of a flat group (arrays of shape
     ``(n,)``): the arithmetic is the same elementwise either way.
 
@@ -121,6 +122,8 @@ def sgd_update(xp: Any, param: Any, grad: Any, buf: Any, lr: float, momentum: fl
         grad: :math:`g`. With ``grad_is_ours`` (the flat path's gathered copy) it may be
             overwritten; otherwise (a parameter's ``.grad``, the user's) it is only read.
         buf: the momentum buffer :math:`b_{t-1}`, updated in place; None at the first step.
+        add_scaled: ``f(alpha, x)`` doing ``param <- param + alpha x`` as ``optim._axpy.axpy``
+            does (the flat path's, which keeps the plan); None: ``axpy`` itself.
 
     Returns:
         the momentum buffer :math:`b_t` (``buf``, or a new array at the first step); None when
@@ -145,7 +148,9 @@ def sgd_update(xp: Any, param: Any, grad: Any, buf: Any, lr: float, momentum: fl
         else:
             d_p, scratch = buf, False
     # p <- p - lr * d_p, rounded once on the CPU (a fused multiply-add: see optim._axpy)
-    if xp is np:
+    if add_scaled is not None:
+        add_scaled(-lr, d_p)
+    elif xp is np:
         axpy(-lr, d_p, param)
     else:  # (CuPy: a multiply, then a subtract, each rounded; compile.cuda does the same)
         xp.subtract(param, xp.multiply(d_p, lr, out=d_p) if scratch else lr * d_p, out=param)
