@@ -158,12 +158,16 @@ class _TwoRoundingBlas:
     def threads(self):
         return self.n_threads
 
-    def axpy(self, n, alpha, px, incx, py, incy):
+    def vectors(self, n, px, py):
+        """The n elements at addresses px, py, as NumPy arrays (y writeable)."""
         import ctypes
         self.calls += 1
         size = n * self.dt.itemsize
-        x = np.frombuffer((ctypes.c_char * size).from_address(px), self.dt)
-        y = np.frombuffer((ctypes.c_char * size).from_address(py), self.dt)
+        return (np.frombuffer((ctypes.c_char * size).from_address(px), self.dt),
+                np.frombuffer((ctypes.c_char * size).from_address(py), self.dt))
+
+    def axpy(self, n, alpha, px, incx, py, incy):
+        x, y = self.vectors(n, px, py)
         y[...] = y + self.dt.type(alpha) * x
 
 
@@ -211,11 +215,7 @@ class _ShortTwoRoundingBlas(_TwoRoundingBlas):
     """A stand-in whose long calls round once and whose short ones (<= 1024) round twice."""
 
     def axpy(self, n, alpha, px, incx, py, incy):
-        import ctypes
-        self.calls += 1
-        size = n * self.dt.itemsize
-        x = np.frombuffer((ctypes.c_char * size).from_address(px), self.dt)
-        y = np.frombuffer((ctypes.c_char * size).from_address(py), self.dt)
+        x, y = self.vectors(n, px, py)
         if n > 1024:
             y[...] = _axpy._fma_block(self.dt.type(alpha), x.copy(), y.copy())
         else:

@@ -115,28 +115,38 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
             _emulated(a, x, y)
         return
     lib, n1, pad, scratch, race = plan
+    fx, fy = x.reshape(-1), y.reshape(-1)
+    pbx, pby = scratch() if loop is None and pad else (0, 0)
+    _run(lib, n1, pad, race, loop, a, fx, fy, fx.ctypes.data, fy.ctypes.data, pbx, pby)
+
+
+def _run(lib: _Blas, n1: int, pad: int, race: _Race, loop: Any, a: Any, fx: np.ndarray,
+         fy: np.ndarray, px: int, py: int, pbx: int, pby: int) -> None:
+    """One planned update of the flat, contiguous ``fy`` (at address ``py``) by ``fx`` (at
+    ``px``): with the Numba ``loop``, BLAS's prefix and the loop on the rest or the loop alone,
+    whichever ``race`` finds faster; without it, BLAS's prefix, then the rest through the
+    padded scratch at ``pbx``, ``pby`` (or, ``pad`` = 0, the NumPy emulation)."""
+    n, fa = fy.size, float(a)
     if loop is not None:
         way, timed = race.next()
         t0 = perf_counter_ns() if timed else 0
-        fx, fy = x.reshape(-1), y.reshape(-1)
         if way:
             loop(fx, fy, a)
         else:
-            lib.axpy(n1, float(a), fx.ctypes.data, 1, fy.ctypes.data, 1)
+            lib.axpy(n1, fa, px, 1, py, 1)
             if n1 < n:
                 loop(fx[n1:], fy[n1:], a)
         if timed:
             race.record(way, perf_counter_ns() - t0)
         return
-    fa, px, py = float(a), x.ctypes.data, y.ctypes.data
     if n1:
         lib.axpy(n1, fa, px, 1, py, 1)
     if n1 < n:
         if pad:
-            at = n1 * dt.itemsize
-            _padded(lib, fa, px + at, py + at, (n - n1) * dt.itemsize, pad, *scratch())
+            at = n1 * fy.itemsize
+            _padded(lib, fa, px + at, py + at, (n - n1) * fy.itemsize, pad, pbx, pby)
         else:
-            _emulated(a, x.reshape(-1)[n1:], y.reshape(-1)[n1:])
+            _emulated(a, fx[n1:], fy[n1:])
 
 
 class _Race:
@@ -198,61 +208,36 @@ def bind(x: np.ndarray, y: np.ndarray, tail: Any = None) -> Callable[[float], No
     contiguous = x.flags.c_contiguous and y.flags.c_contiguous
     if y.dtype not in _TYPECHAR:
         tail = None  # (the loop: float32 and float64)
-    if tail is not None and contiguous and y.size <= _LOOP_MAX:
-        fx, fy = x.reshape(-1), y.reshape(-1)
-        return lambda alpha: tail(fx, fy, t(alpha))  # (one thread, one pass: see axpy)
-    plan = _blas_plan(x, y, t(1.0))
-    if plan is None and not (tail is not None and contiguous):
-        return lambda alpha: axpy(alpha, x, y)
-    lib, n1, pad, _, race = plan if plan is not None else (None, 0, 0, None, None)
+    plan = _blas_plan(x, y, t(1.0)) if tail is None or y.size > _LOOP_MAX else None
     fx, fy = x.reshape(-1), y.reshape(-1)
-    threads = lib.threads() if lib is not None else None
-    tx, ty = fx[n1:], fy[n1:]
+    if plan is None:  # the loop alone (up to 10,000 elements, or no BLAS), else axpy's checks
+        if tail is not None and contiguous:
+            return lambda alpha: tail(fx, fy, t(alpha))
+        return lambda alpha: axpy(alpha, x, y)
+    lib, n1, pad, _, _ = plan
+    threads = lib.threads()
+    race = _Race()  # (this update's own)
     px, py = fx.ctypes.data, fy.ctypes.data
-    at, nbytes = n1 * y.itemsize, ty.size * y.itemsize
+    scratch: tuple[Any, ...] = ()
+    pbx = pby = 0
     if tail is None and pad:
-        bx, by = np.zeros(pad, y.dtype), np.zeros(pad, y.dtype)
-        pbx, pby = bx.ctypes.data, by.ctypes.data
-    blas = lib.axpy if lib is not None else None
-    if race is not None:
-        race = _Race()  # (this update's own)
-
-    last: list[Any] = [None, None, None]  # the last alpha, its rounding, float of it or None
+        scratch = (np.zeros(pad, y.dtype), np.zeros(pad, y.dtype))
+        pbx, pby = scratch[0].ctypes.data, scratch[1].ctypes.data
+    last: list[Any] = [None, None, False]  # the last alpha, its rounding, BLAS may take it
 
     def update(alpha: float) -> None:
         if alpha == last[0]:
-            a, fa = last[1], last[2]
+            a, ok = last[1], last[2]
         else:
             a = t(alpha)
-            fa = float(a)
-            fa = fa if fa != 0 and math.isfinite(fa) else None
-            last[:] = alpha, a, fa
-        if fa is None or (lib is not None and lib.threads() != threads):
+            ok = float(a) != 0 and math.isfinite(float(a))
+            last[:] = alpha, a, ok
+        if not ok or lib.threads() != threads:
             axpy(a, x, y)  # (the general path: it checks again)
             return
-        if tail is not None:
-            if blas is None:
-                tail(fx, fy, a)
-                return
-            way, timed = race.next()
-            t0 = perf_counter_ns() if timed else 0
-            if way:
-                tail(fx, fy, a)
-            else:
-                blas(n1, fa, px, 1, py, 1)
-                if nbytes:
-                    tail(tx, ty, a)
-            if timed:
-                race.record(way, perf_counter_ns() - t0)
-            return
-        if n1:
-            blas(n1, fa, px, 1, py, 1)
-        if pad:
-            _padded(lib, fa, px + at, py + at, nbytes, pad, pbx, pby)
-        elif nbytes:
-            _emulated(a, tx, ty)
+        _run(lib, n1, pad, race, tail, a, fx, fy, px, py, pbx, pby)
 
-    update.arrays = (x, y, bx, by) if tail is None and pad else (x, y)  # (kept alive)
+    update.arrays = (x, y) + scratch  # (kept alive with the addresses)
     return update
 
 
@@ -288,9 +273,7 @@ def _blas_plan(x: np.ndarray, y: np.ndarray, a: Any) -> tuple | None:
     fa = float(a)
     if fa == 0 or not math.isfinite(fa) or not (y.flags.c_contiguous and x.flags.c_contiguous):
         return None
-    lib = _LIBS.get(dt, _UNSEEN)
-    if lib is _UNSEEN:
-        lib = _LIBS[dt] = _find_blas(dt)
+    lib = _lib(dt)
     if lib is None:
         return None
     threads = max(1, int(lib.threads()))
@@ -301,10 +284,23 @@ def _blas_plan(x: np.ndarray, y: np.ndarray, a: Any) -> tuple | None:
     return plan
 
 
+def _lib(dt: np.dtype) -> _Blas | None:
+    """The BLAS for a float32/float64 dtype (looked up once), or None."""
+    lib = _LIBS.get(dt, _UNSEEN)
+    if lib is _UNSEEN:
+        lib = _LIBS[dt] = _find_blas(dt)
+    return lib
+
+
+def _pad(r: int) -> int:
+    """The scratch length for the r elements past the prefix: r rounded up to 128."""
+    return -(-r // _UNIT) * _UNIT
+
+
 def _plan(lib: _Blas, dt: np.dtype, n: int, threads: int) -> tuple | None:
     """:func:`_blas_plan` for n elements, once per (dtype, n, threads)."""
     n1 = _prefix(n, threads)
-    pad = -(-(n - n1) // _UNIT) * _UNIT
+    pad = _pad(n - n1)
     if n1 and not _passes(lib, dt, n1, threads):
         return None
     if pad and not _passes(lib, dt, pad, threads):
@@ -389,12 +385,9 @@ def scratch_bytes(n: int, dtype: Any) -> int:
     emulation's float64 arrays, at most one block (measured with tracemalloc: nine float64
     arrays of that length at once for float32, fourteen for float64)."""
     dt = np.dtype(dtype)
-    if dt in _TYPECHAR:
-        if dt not in _LIBS:
-            _LIBS[dt] = _find_blas(dt)
-        if _LIBS[dt] is not None:
-            r = n - _prefix(n, max(1, int(_LIBS[dt].threads())))
-            return 2 * (-(-r // _UNIT) * _UNIT) * dt.itemsize
+    lib = _lib(dt) if dt in _TYPECHAR else None
+    if lib is not None:
+        return 2 * _pad(n - _prefix(n, max(1, int(lib.threads())))) * dt.itemsize
     return min(n, _BLOCK) * 8 * (14 if dt.itemsize >= 8 else 9)
 
 
