@@ -27,6 +27,8 @@ The loops, and the NumPy they stand for:
 ``bias_add``       s += b                       (the bias added to every row)
 ``tanh_grad``      out = (1 - y*y) * delta      (square, subtract from 1, multiply)
 ``relu_grad``      out = [y > 0] * delta        (greater into a float array, multiply)
+``tanh_grad_inplace``, ``relu_grad_inplace``: the same into ``delta`` itself, where the step
+                   owns it (a product's fresh output; the eager VJP works in place there too)
 ``ce_forward``     the label check, flat label indices, row maxima, z = x - m, picked z
 ``ce_backward``    p = e / s; dx = p * scale; dx[label] -= scale
 """
@@ -144,6 +146,28 @@ def relu_grad(out, y, delta, one, zero):  # pragma: no cover - compiled
             out[i, j] = (one if y[i, j] > 0 else zero) * delta[i, j]
 
 
+def relu_grad_inplace(delta, y, one, zero):  # pragma: no cover - compiled
+    """delta = [y > 0] * delta in place: ``relu_grad`` with ``out`` = ``delta``, for a delta
+    that the step owns (a product's fresh output, as ``ops.mlp._times_derivative`` with
+    ``owned``). Its own loop rather than ``relu_grad(delta, y, delta, ...)``: LLVM's runtime
+    check finds ``out`` overlapping ``delta`` there and runs the scalar loop."""
+    n, k = y.shape
+    for i in range(n):
+        for j in range(k):
+            delta[i, j] = (one if y[i, j] > 0 else zero) * delta[i, j]
+
+
+def tanh_grad_inplace(delta, y, one):  # pragma: no cover - compiled
+    """delta = (1 - y * y) * delta in place (``tanh_grad`` with ``out`` = ``delta``)."""
+    n, k = y.shape
+    for i in range(n):
+        for j in range(k):
+            v = y[i, j]
+            v = v * v
+            v = one - v
+            delta[i, j] = v * delta[i, j]
+
+
 def ce_forward(x, labels, flat, m, z, picked):  # pragma: no cover - compiled
     """ops.loss.CrossEntropy.forward up to exp: each label in [0, C) (else False, nothing
     else is trusted), flat[i] = i C + labels[i], m[i] = max_j x[i, j] (NaN if any is, as
@@ -183,6 +207,7 @@ def ce_backward(e, s, labels, scale, dx):  # pragma: no cover - compiled
 
 
 _SOURCES = {f.__name__: f for f in (axpy, outer_sgd, outer, bias_relu, bias_add, tanh_grad,
-                                    relu_grad, ce_forward, ce_backward)}
+                                    relu_grad, tanh_grad_inplace, relu_grad_inplace,
+                                    ce_forward, ce_backward)}
 
 __all__ = ["AVAILABLE", "get"]
