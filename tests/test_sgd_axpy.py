@@ -274,18 +274,33 @@ def test_fused_loops_round_once():
         assert same_bits(W2, exact_fma(-dt.type(0.02), G, W))
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_sgd_step_is_bitwise_pytorchs(momentum):
+SGD_OPTIONS = [
+    {},
+    dict(momentum=0.9),
+    dict(weight_decay=0.031),
+    dict(weight_decay=0.031, maximize=True),
+    dict(momentum=0.9, dampening=0.3),
+    dict(momentum=0.87, nesterov=True),
+    dict(momentum=0.87, nesterov=True, weight_decay=0.011),
+    dict(momentum=0.9, dampening=0.45, weight_decay=0.02, maximize=True),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", SGD_OPTIONS, ids=lambda o: "-".join(o) or "plain")
+def test_sgd_step_is_bitwise_pytorchs(options, dtype):
+    # every option's line that adds a multiple of an array rounds once, as PyTorch's
+    # add_(alpha=): the parameters agree bit for bit over several steps
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(7)
     shapes = [(256, 784), (256,), (10, 256), (10,)]
-    params = [rng.standard_normal(s).astype(np.float32) * 0.05 for s in shapes]
-    grads = [[(rng.standard_normal(s) * 10.0 ** rng.integers(-3, 1)).astype(np.float32)
-              for s in shapes] for _ in range(3)]
+    params = [rng.standard_normal(s).astype(dtype) * 0.05 for s in shapes]
+    grads = [[(rng.standard_normal(s) * 10.0 ** rng.integers(-3, 1)).astype(dtype)
+              for s in shapes] for _ in range(4)]
     ours = [cr.tensor(p.copy(), requires_grad=True) for p in params]
     theirs = [torch.tensor(p.copy(), requires_grad=True) for p in params]
-    opt = cr.optim.SGD(ours, lr=0.0173, momentum=momentum)
-    topt = torch.optim.SGD(theirs, lr=0.0173, momentum=momentum)
+    opt = cr.optim.SGD(ours, lr=0.0173, **options)
+    topt = torch.optim.SGD(theirs, lr=0.0173, foreach=False, **options)
     for step in grads:
         for p, tp, g in zip(ours, theirs, step):
             p.grad = g.copy()
@@ -294,6 +309,59 @@ def test_sgd_step_is_bitwise_pytorchs(momentum):
         topt.step()
     for p, tp in zip(ours, theirs):
         assert same_bits(p.data, tp.detach().numpy())
+    if options.get("momentum"):
+        for p, tp in zip(ours, theirs):
+            assert same_bits(opt.state[p]["momentum_buffer"],
+                             topt.state[tp]["momentum_buffer"].numpy())
+
+
+@pytest.mark.parametrize("options", SGD_OPTIONS[2:], ids=lambda o: "-".join(o))
+def test_sgd_options_round_once_on_the_flat_path_and_compiled(options):
+    # nn.MLP's parameters tile one array: the flat path and the compiled step take the same
+    # once-rounded lines as the per-parameter loop above, so all three agree bit for bit
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((16, 12)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+
+    def run(mode):
+        cr.manual_seed(3)
+        model = cr.nn.MLP([12, 8, 3], "tanh")
+        opt = cr.optim.SGD(model.parameters(), lr=0.05, **options)
+        if mode == "loop":
+            opt._flat.enabled = False
+
+        def step(xb, yb):
+            opt.zero_grad()
+            loss = cr.nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = cr.compile(step) if mode == "compiled" else step
+        for _ in range(4):
+            fn(cr.tensor(X), cr.tensor(y))
+        if mode == "flat":
+            assert opt._flat.steps == 4
+        return [p.data.copy() for p in model.parameters()]
+
+    loop, flat, compiled = run("loop"), run("flat"), run("compiled")
+    for a, b, c in zip(loop, flat, compiled):
+        assert same_bits(a, b) and same_bits(a, c)
+
+
+def test_decayed_gradient_rounds_once():
+    # g + wd p (and -g + wd p), each element the exact value rounded once: what Adam, RMSprop
+    # and Adagrad add their weight decay with, as PyTorch's grad.add(param, alpha=wd)
+    from chainrule.optim.optimizer import decayed_grad
+
+    rng = np.random.default_rng(12)
+    for dt in (np.dtype(np.float32), np.dtype(np.float64)):
+        p, g = spread(rng, 501, dt), spread(rng, 501, dt)
+        got = decayed_grad(np, p, g, 0.0137, False)
+        assert same_bits(got, exact_fma(0.0137, p, g))
+        got = decayed_grad(np, p, g, 0.0137, True)
+        assert same_bits(got, exact_fma(0.0137, p, -g))
+        assert decayed_grad(np, p, g, 0.0, False) is g  # (nothing to add: the gradient itself)
 
 
 def test_sgd_step_is_the_exact_rounding_float64():

@@ -379,13 +379,20 @@ def _optimizer_factor(optimizer: Any) -> int:
 
 
 def _update_scratch(optimizer: Any, nbytes: int, itemsize: int) -> int:
-    """Bytes beside :func:`_update_temps` that SGD's last line takes for an updated array of
-    ``nbytes`` (``optim._axpy.scratch_bytes``: the exact NumPy rounding of the elements past
-    the BLAS prefix); 0 for the other optimizers."""
+    """Bytes beside :func:`_update_temps` that a once-rounded update (``optim._axpy.axpy``)
+    takes for an updated array of ``nbytes`` (``optim._axpy.scratch_bytes``: the exact NumPy
+    rounding of the elements past the BLAS prefix): SGD's lines, and the weight decay of the
+    others (``decayed_grad``, AdamW's excepted); 0 where no such update runs. Each such call's
+    scratch is freed before the next one, so it counts once."""
     from .. import optim
     from ..optim._axpy import scratch_bytes
 
-    if not isinstance(_optimizer(optimizer), optim.SGD) or itemsize not in (2, 4, 8):
+    opt = _optimizer(optimizer)
+    if itemsize not in (2, 4, 8):
+        return 0
+    decay = opt.param_groups[0].get("weight_decay", 0.0) != 0.0 and not isinstance(
+        opt, optim.AdamW)
+    if not (isinstance(opt, optim.SGD) or decay):
         return 0
     return scratch_bytes(nbytes // itemsize, f"f{itemsize}")
 
@@ -396,11 +403,12 @@ def _update_temps(optimizer: Any, flat: bool, nbytes: int) -> int:
     ``sgd_update``, ``adam_update``, ``rmsprop_update`` and ``adagrad_update``.
 
     Adam, RMSprop and Adagrad work in one scratch array, plus the decayed gradient (``decayed_grad``
-    makes a new one with weight decay, AdamW's excepted, or maximize). SGD's last line,
-    ``p -= lr * d_p``, makes nothing (``optim._axpy``: BLAS in place, and a few hundred KiB at
-    most past its prefix); dampening's ``(1 - dampening) * d_p`` makes one array, and Nesterov's
-    ``d_p + momentum * buf`` two (one when NumPy reuses the temporary in place, above 256
-    KiB)."""
+    makes a new one with weight decay, AdamW's excepted, or maximize). SGD's lines that add a
+    multiple of an array (``p -= lr * d_p``, dampening's ``b += (1 - dampening) d_p``,
+    Nesterov's ``d_p += momentum b``) make nothing (``optim._axpy``: in place, and a few hundred
+    KiB at most past BLAS's prefix: :func:`_update_scratch`); Nesterov's writes into a copy of
+    the gradient unless the step owns it already (the decayed gradient, or the flat path's
+    gathered one)."""
     from .. import optim
 
     opt = _optimizer(optimizer)
@@ -408,11 +416,9 @@ def _update_temps(optimizer: Any, flat: bool, nbytes: int) -> int:
     decay = g.get("weight_decay", 0.0) != 0.0 and not isinstance(opt, optim.AdamW)
     decayed = int(decay or bool(g.get("maximize", False)))
     if isinstance(opt, optim.SGD):
-        if g["momentum"] == 0.0:
-            return decayed
-        if g["nesterov"]:
-            return decayed + (1 if nbytes >= _ELIDE_BYTES else 2)
-        return decayed + (g["dampening"] != 0.0)
+        if g["momentum"] != 0.0 and g["nesterov"] and not (decayed or flat):
+            return 1
+        return decayed
     if isinstance(opt, (optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad)):
         return 1 + decayed
     return 2  # an unknown optimizer: assume Adam-like

@@ -22,19 +22,30 @@ import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from ..autograd import enable_grad
 from ..backend import device_of, get_xp, move_to
 from ..compile import _hooks
 from ..errors import InvalidValueError, ShapeError
 from ..tensor import Tensor
+from ._axpy import axpy
 from ._flat import FlatCache
 
 
 def decayed_grad(xp: Any, param: Any, grad: Any, weight_decay: float, maximize: bool) -> Any:
-    """``(-grad if maximize else grad) + weight_decay * param`` as a new array, computed as
-    ``weight_decay * param -/+ grad``; ``grad`` itself (never to be written) when neither option
-    applies. ``param`` and ``grad`` are arrays of one shape (a parameter's, or a flat group's)."""
+    """``(-grad if maximize else grad) + weight_decay * param`` as a new array; ``grad`` itself
+    (never to be written) when neither option applies. ``param`` and ``grad`` are arrays of one
+    shape (a parameter's, or a flat group's).
+
+    On the CPU each element is rounded once (a fused multiply-add, ``optim._axpy``), as
+    PyTorch's ``grad.add(param, alpha=weight_decay)`` rounds it in its optimizers; on CuPy the
+    product and the sum are rounded separately."""
     if weight_decay != 0.0:
+        if xp is np:
+            out = np.negative(grad) if maximize else np.array(grad, copy=True)
+            axpy(weight_decay, param, out)
+            return out
         out = xp.multiply(param, weight_decay)
         if maximize:
             xp.subtract(out, grad, out=out)

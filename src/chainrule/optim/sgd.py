@@ -30,10 +30,12 @@ class SGD(Optimizer):
         g &\leftarrow g + \mu b_t \ \text{(nesterov)} \quad\text{or}\quad g \leftarrow b_t \\
         p &\leftarrow p - \eta g
 
-    On the CPU the last line is rounded once, a fused multiply-add (``?axpy``: see
-    ``optim._axpy``), as PyTorch's step rounds it: without weight decay, Nesterov or dampening,
-    the parameters come out bit for bit as ``torch.optim.SGD``'s from the same gradients (those
-    three options round a product and a sum separately here, once in PyTorch).
+    On the CPU every line that adds a multiple of an array is rounded once per element, a fused
+    multiply-add (``?axpy``: see ``optim._axpy``), as PyTorch's ``add_(..., alpha=)`` rounds
+    it: the parameters come out bit for bit as ``torch.optim.SGD``'s from the same gradients,
+    with any of these options (``tests/test_sgd_axpy.py``). (The momentum's
+    :math:`\mu b_{t-1}` is a plain product, rounded on its own in both.) On CuPy products and
+    sums are rounded separately, so the last bits can differ from the CPU's.
 
     Args:
         params: tensors, ``(name, tensor)`` pairs, or parameter-group dicts.
@@ -141,10 +143,18 @@ def sgd_update(xp: Any, param: Any, grad: Any, buf: Any, lr: float, momentum: fl
             buf *= momentum
             if dampening == 0.0:
                 buf += d_p
+            elif xp is np:  # b + (1 - tau) g rounded once, as PyTorch's add_(alpha=)
+                axpy(1.0 - dampening, d_p, buf)
             else:
                 buf += (1.0 - dampening) * d_p
         if nesterov:
-            d_p, scratch = d_p + momentum * buf, True  # a new array
+            if xp is np:  # g + mu b rounded once, into an array of ours
+                if not scratch:
+                    d_p = np.array(d_p, copy=True)
+                axpy(momentum, buf, d_p)
+                scratch = True
+            else:
+                d_p, scratch = d_p + momentum * buf, True  # a new array
         else:
             d_p, scratch = buf, False
     # p <- p - lr * d_p, rounded once on the CPU (a fused multiply-add: see optim._axpy)
