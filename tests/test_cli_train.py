@@ -259,3 +259,20 @@ def test_identical_runs_write_identical_bytes(tmp_path):
         modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
         assert len(set(modes.values())) == 1, modes     # model files as the rest of the run
     assert digests[0] == digests[1]
+
+
+def test_the_command_list_gives_each_command_one_unbroken_paragraph():
+    # each command's docstring is wrapped in the source; the list shows its first paragraph
+    # as one text (Typer's Rich table otherwise keeps the source's line breaks)
+    out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "250"}, terminal_width=250)
+    assert out.exit_code == 0
+    rows = [line for line in out.output.splitlines() if line.startswith("│ ")]
+    explain = next(line for line in rows if line.startswith("│ explain"))
+    assert "the worked example by default." in explain
+    names = [line.split()[1] for line in rows if len(line.split()) > 1]
+    for name in ("train", "evaluate", "predict", "export", "convert", "playground", "plot"):
+        assert name in names
+    out = CliRunner().invoke(app, ["plot", "--help"], env={"COLUMNS": "250"},
+                             terminal_width=250)
+    regions = next(line for line in out.output.splitlines() if line.startswith("│ regions"))
+    assert regions.rstrip(" │").endswith("first-layer hyperplanes.")

@@ -15,5 +15,8 @@ from . import info  # noqa: F401
 from . import convert  # noqa: F401
 from . import playground  # noqa: F401
 from .lecture import _xor_model_and_data
+from .app import plot_app, short_helps
+
+short_helps(app, plot_app)
 
 __all__ = ["app", "main", "fail", "user_errors", "_xor_model_and_data"]

@@ -31,6 +31,19 @@ plot_app = typer.Typer(help="Pictures of the hypothesis (PNG or SVG).", no_args_
 app.add_typer(plot_app, name="plot")
 
 
+def short_helps(*apps: typer.Typer) -> None:
+    """Give each command without one a ``short_help``: its docstring's first paragraph on one
+    line. (Typer's Rich help keeps the docstring's line breaks in the commands table, so a
+    wrapped docstring showed as ragged lines in ``chainrule --help``.)"""
+    import inspect
+
+    for a in apps:
+        for info in a.registered_commands:
+            if info.short_help is None and info.callback is not None:
+                doc = inspect.getdoc(info.callback) or ""
+                info.short_help = " ".join(doc.split("\n\n")[0].split()) or None
+
+
 def fail(message: str, every_rank: bool = False) -> None:
     """Print a one-line user error and exit with code 2. In a data-parallel run every rank
     usually meets the same error and rank 0 says it; an error of some ranks only
