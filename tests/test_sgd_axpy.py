@@ -171,15 +171,21 @@ class _TwoRoundingBlas:
         y[...] = y + self.dt.type(alpha) * x
 
 
+def _use_blas(monkeypatch, dt, fake):
+    """Make ``fake`` the BLAS for ``dt``, with fresh witness and plan caches and no Numba loop
+    (so the BLAS path is the one taken)."""
+    monkeypatch.setitem(_axpy._LIBS, dt, fake)
+    monkeypatch.setattr(_axpy, "_CHECKED", {})
+    monkeypatch.setattr(_axpy, "_PLANS", {})
+    monkeypatch.setattr(_axpy, "_FUSED", [None])
+
+
 def test_a_blas_that_rounds_twice_fails_the_witness_and_is_not_used(monkeypatch):
     dt = np.dtype(np.float32)
     fake = _TwoRoundingBlas(dt)
     assert not _axpy._witness(fake, dt, 4096)
     fake.calls = 0
-    monkeypatch.setitem(_axpy._LIBS, dt, fake)
-    monkeypatch.setattr(_axpy, "_CHECKED", {})
-    monkeypatch.setattr(_axpy, "_PLANS", {})
-    monkeypatch.setattr(_axpy, "_FUSED", [None])  # (BLAS, not the Numba loop)
+    _use_blas(monkeypatch, dt, fake)
     rng = np.random.default_rng(4)
     x, y = spread(rng, 5000, dt), spread(rng, 5000, dt)
     want = exact_fma(-0.01, x, y)
@@ -225,10 +231,7 @@ class _ShortTwoRoundingBlas(_TwoRoundingBlas):
 def test_a_padded_rest_that_rounds_twice_goes_to_the_emulation(monkeypatch):
     dt = np.dtype(np.float32)
     fake = _ShortTwoRoundingBlas(dt)
-    monkeypatch.setitem(_axpy._LIBS, dt, fake)
-    monkeypatch.setattr(_axpy, "_CHECKED", {})
-    monkeypatch.setattr(_axpy, "_PLANS", {})
-    monkeypatch.setattr(_axpy, "_FUSED", [None])  # (BLAS, not the Numba loop)
+    _use_blas(monkeypatch, dt, fake)
     rng = np.random.default_rng(8)
     x, y = spread(rng, 5000, dt), spread(rng, 5000, dt)
     lib, n1, pad, _, _ = _axpy._blas_plan(x, y, dt.type(-0.01))

@@ -125,47 +125,58 @@ def bias_add(s, b):  # pragma: no cover - compiled
             s[i, j] = s[i, j] + b[j]
 
 
+def _tanh_times(y, d, one):  # pragma: no cover - compiled (inlined)
+    """(1 - y * y) * d, each operation rounded (ops.mlp._times_derivative); ``one`` is 1 in
+    the arrays' dtype (a bare 1 would make Numba compute in float64)."""
+    v = y * y
+    v = one - v
+    return v * d
+
+
+def _relu_times(y, d, one, zero):  # pragma: no cover - compiled (inlined)
+    """[y > 0] * d: 1.0 or 0.0 times d (ops.mlp._times_derivative); ``one`` and ``zero`` in
+    the arrays' dtype."""
+    return (one if y > 0 else zero) * d
+
+
+if AVAILABLE:  # (the loops below call them compiled; inlined, as if written there)
+    _tanh_times = _numba.njit(inline="always", cache=True)(_tanh_times)
+    _relu_times = _numba.njit(inline="always", cache=True)(_relu_times)
+
+
 def tanh_grad(out, y, delta, one):  # pragma: no cover - compiled
-    """out = (1 - y * y) * delta, each operation rounded (ops.mlp._times_derivative); ``one``
-    is 1 in the arrays' dtype (a bare 1 would make Numba compute in float64)."""
+    """out = (1 - y * y) * delta (``_tanh_times``)."""
     n, k = y.shape
     for i in range(n):
         for j in range(k):
-            v = y[i, j]
-            v = v * v
-            v = one - v
-            out[i, j] = v * delta[i, j]
+            out[i, j] = _tanh_times(y[i, j], delta[i, j], one)
 
 
 def relu_grad(out, y, delta, one, zero):  # pragma: no cover - compiled
-    """out = [y > 0] * delta: 1.0 or 0.0 times delta (ops.mlp._times_derivative); ``one`` and
-    ``zero`` in the arrays' dtype."""
+    """out = [y > 0] * delta (``_relu_times``)."""
     n, k = y.shape
     for i in range(n):
         for j in range(k):
-            out[i, j] = (one if y[i, j] > 0 else zero) * delta[i, j]
+            out[i, j] = _relu_times(y[i, j], delta[i, j], one, zero)
 
 
 def relu_grad_inplace(delta, y, one, zero):  # pragma: no cover - compiled
-    """delta = [y > 0] * delta in place: ``relu_grad`` with ``out`` = ``delta``, for a delta
-    that the step owns (a product's fresh output, as ``ops.mlp._times_derivative`` with
-    ``owned``). Its own loop rather than ``relu_grad(delta, y, delta, ...)``: LLVM's runtime
-    check finds ``out`` overlapping ``delta`` there and runs the scalar loop."""
+    """delta = [y > 0] * delta in place, for a delta that the step owns (a product's fresh
+    output, as ``ops.mlp._times_derivative`` with ``owned``). Its own loop rather than
+    ``relu_grad(delta, y, delta, ...)``: LLVM's runtime check finds ``out`` overlapping
+    ``delta`` there and runs the scalar loop."""
     n, k = y.shape
     for i in range(n):
         for j in range(k):
-            delta[i, j] = (one if y[i, j] > 0 else zero) * delta[i, j]
+            delta[i, j] = _relu_times(y[i, j], delta[i, j], one, zero)
 
 
 def tanh_grad_inplace(delta, y, one):  # pragma: no cover - compiled
-    """delta = (1 - y * y) * delta in place (``tanh_grad`` with ``out`` = ``delta``)."""
+    """delta = (1 - y * y) * delta in place (as ``relu_grad_inplace``)."""
     n, k = y.shape
     for i in range(n):
         for j in range(k):
-            v = y[i, j]
-            v = v * v
-            v = one - v
-            delta[i, j] = v * delta[i, j]
+            delta[i, j] = _tanh_times(y[i, j], delta[i, j], one)
 
 
 def ce_forward(x, labels, flat, m, z, picked):  # pragma: no cover - compiled
